@@ -1,0 +1,178 @@
+"""Pre-LayerNorm transformer encoder whose self-attention is BigBird block-sparse attention.
+
+A nanoGPT-sized module on purpose: embedding -> N x (LN -> attention -> residual, LN -> GELU MLP
+-> residual) -> final LN. Positions are rotary (RoPE): they cost no parameters, so the context
+length is a run-time choice. `max_tokens` (context including [CLS]) is the documented maximum:
+the rotary tables are precomputed up to it and the configuration checks refuse longer inputs,
+because a model has only been trained on relative distances below its context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from bigbird_genomics.attention import SparsityConfig, bigbird_attention
+
+
+@dataclass
+class EncoderConfig:
+    """Shape of the encoder; plain fields so it round-trips through checkpoints as a dict."""
+
+    vocab_size: int
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 512
+    dropout: float = 0.1
+    max_tokens: int = 512
+    rotary_base: float = 10000.0
+    pad_token_id: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (Su et al. 2021), "rotate half" layout as in GPT-NeoX/LLaMA.
+
+    Written by hand (a dozen lines) because torch has no built-in RoPE and the libraries that do
+    (torchtune, transformers) would be a heavy dependency for one function.
+    """
+
+    def __init__(self, head_dim: int, max_tokens: int, base: float) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head dimension, got {head_dim}")
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        angles = torch.outer(torch.arange(max_tokens, dtype=torch.float32), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)  # [max_tokens, head_dim]
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate `x` [batch, heads, tokens, head_dim] by its token positions."""
+        tokens = x.shape[-2]
+        if tokens > self.cos.shape[0]:
+            raise ValueError(
+                f"input has {tokens} tokens but the model's context (model.max_tokens) is "
+                f"{self.cos.shape[0]}"
+            )
+        cos = self.cos[:tokens].to(x.dtype)
+        sin = self.sin[:tokens].to(x.dtype)
+        first, second = x.chunk(2, dim=-1)
+        rotated = torch.cat([-second, first], dim=-1)
+        return x * cos + rotated * sin
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention that delegates the score pattern to `bigbird_attention`."""
+
+    def __init__(self, config: EncoderConfig, sparsity: SparsityConfig, layer_index: int) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.sparsity = sparsity
+        self.layer_index = layer_index
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out = nn.Linear(config.hidden_size, config.hidden_size)
+        # Sparse kernels give no attention-probability tensor to drop out, so dropout acts on
+        # the attention output instead (as in the residual dropout of GPT-2).
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, rotary: RotaryEmbedding, key_padding_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, width // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [batch, heads, tokens, head_dim]
+        q, k = rotary(q), rotary(k)
+        attended = bigbird_attention(
+            q, k, v, self.sparsity, layer_index=self.layer_index, key_padding_mask=key_padding_mask
+        )
+        attended = attended.transpose(1, 2).reshape(batch, tokens, width)
+        return self.dropout(self.out(attended))
+
+
+class EncoderBlock(nn.Module):
+    """One pre-LN block: pre-LN keeps deep stacks trainable without learning-rate warm-up tricks."""
+
+    def __init__(self, config: EncoderConfig, sparsity: SparsityConfig, layer_index: int) -> None:
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size)
+        self.attention = SelfAttention(config, sparsity, layer_index)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.hidden_size, config.intermediate_size),
+            nn.GELU(),
+            nn.Linear(config.intermediate_size, config.hidden_size),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(
+        self, x: torch.Tensor, rotary: RotaryEmbedding, key_padding_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), rotary, key_padding_mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Encoder(nn.Module):
+    """Token ids [batch, tokens] -> hidden states [batch, tokens, hidden_size]."""
+
+    def __init__(self, config: EncoderConfig, sparsity: SparsityConfig) -> None:
+        super().__init__()
+        if config.hidden_size % config.num_heads:
+            raise ValueError(
+                f"model.hidden_size={config.hidden_size} is not divisible by "
+                f"model.num_heads={config.num_heads}"
+            )
+        self.config = config
+        self.sparsity = sparsity
+        self.embedding = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.rotary = RotaryEmbedding(config.head_dim, config.max_tokens, config.rotary_base)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(config, sparsity, index) for index in range(config.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.hidden_size)
+        self.apply(_init_weights)
+
+    def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`attention_mask` is True at real tokens (including [CLS]), False at padding."""
+        x = self.embedding_dropout(self.embedding(tokens))
+        for block in self.blocks:
+            x = block(x, self.rotary, attention_mask)
+        return self.final_norm(x)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """BERT's initialisation (normal, std 0.02): the scale the head learning rates assume."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Sequence summary: the [CLS] state, or the mean over real tokens."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    raise ValueError(f"task.pooling must be 'cls' or 'mean', got {how!r}")
+
+
+__all__ = ["Encoder", "EncoderConfig", "RotaryEmbedding", "pool"]
