@@ -1,0 +1,69 @@
+"""`bigbird-genomics predict`: a trained checkpoint scores every record of a new FASTA file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = (
+    "Predict on a new FASTA (plain or gzip): a TSV with one row per record (id, length, max and "
+    "mean probability per label) and optionally a bedGraph of per-window probabilities. Records "
+    "longer than the model's context are scanned with overlapping windows, streaming."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="trained checkpoint (.ckpt)")
+    parser.add_argument("--fasta", required=True, help="FASTA to score (.fa, .fa.gz)")
+    parser.add_argument("--out", required=True, help="output TSV, one row per record")
+    parser.add_argument("--bedgraph", help="also write per-window probabilities here (bedGraph)")
+    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--window-bp",
+        type=int,
+        help="scan window in bp (default: the longest the checkpoint's context holds)",
+    )
+    parser.add_argument(
+        "--overlap-bp",
+        type=int,
+        help="overlap of consecutive windows in bp (default: half a window)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: only on a terminal)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.predict import CheckpointNotFoundError, predict_fasta
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointNotFoundError(
+            f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
+            "checkpoints/best.ckpt (written by bigbird-genomics-train)"
+        )
+    from bigbird_genomics.inference import load_checkpoint  # imports torch: only when needed
+
+    model = load_checkpoint(checkpoint, device=args.device)
+    summary = predict_fasta(
+        model,
+        args.fasta,
+        args.out,
+        bedgraph=args.bedgraph,
+        window_bp=args.window_bp,
+        overlap_bp=args.overlap_bp,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
+    plan = summary.plan
+    print(
+        f"predicted {summary.num_records} records, {summary.num_bases} bp, {summary.num_windows} "
+        f"windows of {plan.window_bp} bp (overlap {plan.overlap_bp} bp), labels "
+        f"{', '.join(summary.label_names)} -> {args.out}"
+        + (f", {args.bedgraph}" if args.bedgraph else "")
+    )
+    return 0

@@ -1,0 +1,331 @@
+"""predict: windowing, streaming, aggregation, bedGraph tiling, errors and determinism.
+
+Most tests use `MotifCounter`, a small deterministic stand-in with the `LoadedModel` interface,
+so each expected score can be computed independently from the window's bases. The last tests
+use a real tiny checkpoint trained through the training engineer's API.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bigbird_genomics import cli
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.kmers import UNK_ID, KmerTokenizer, plan_windows
+from bigbird_genomics.predict import (
+    ScanPlan,
+    WindowSizeError,
+    iter_windows,
+    predict_fasta,
+)
+
+MOTIF = "GATTACA"
+
+
+class MotifCounter:
+    """Stand-in model: label `motif` = share of k-mers that are GATTACA's first k-mer (x10,
+    capped at 1); label `unknown` = share of [UNK] tokens. Records every batch it is given."""
+
+    def __init__(self, k: int = 3, max_tokens: int = 33) -> None:
+        self.tokenizer = KmerTokenizer(k=k, stride=1)
+        self.label_names = ["motif", "unknown"]
+        self.task_type = "multilabel"
+        self.max_tokens = max_tokens
+        self.motif_id = int(self.tokenizer.encode(MOTIF[:k])[0])
+        self.batches: list[list[np.ndarray]] = []
+
+    def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray:
+        self.batches.append([t.copy() for t in tokens])
+        return np.array([self.expected(t) for t in tokens])
+
+    def expected(self, tokens: np.ndarray) -> list[float]:
+        return [
+            min(1.0, 10 * float(np.mean(tokens == self.motif_id))),
+            float(np.mean(tokens == UNK_ID)),
+        ]
+
+    def expected_for(self, sequence: str) -> list[float]:
+        return self.expected(self.tokenizer.encode(sequence))
+
+
+def write_fasta(path: Path, records: dict[str, str], compress: bool = False) -> Path:
+    text = "".join(f">{name} some description\n{seq}\n" for name, seq in records.items())
+    if compress:
+        with gzip.open(path, "wt") as stream:
+            stream.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def random_dna(rng: np.random.Generator, length: int) -> str:
+    return "".join(rng.choice(list("ACGT"), size=length))
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    header, *rows = [line.split("\t") for line in path.read_text().splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def read_bedgraph(path: Path) -> dict[str, list[tuple[str, int, int, float]]]:
+    tracks: dict[str, list[tuple[str, int, int, float]]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        if line.startswith("track"):
+            current = line.split('name="')[1].split('"')[0]
+            tracks[current] = []
+        else:
+            chrom, start, end, value = line.split("\t")
+            tracks[current].append((chrom, int(start), int(end), float(value)))
+    return tracks
+
+
+@pytest.fixture
+def long_record() -> str:
+    rng = np.random.default_rng(1)
+    sequence = list(random_dna(rng, 1000).replace("GAT", "GCT"))
+    for position in (100, 640):  # two planted motifs far apart
+        sequence[position : position + len(MOTIF)] = MOTIF
+    sequence[800:880] = "N" * 80  # an N run
+    return "".join(sequence)
+
+
+@pytest.mark.parametrize(
+    ("length", "window", "overlap"),
+    [(0, 10, 0), (5, 10, 3), (10, 10, 3), (11, 10, 3), (100, 10, 0), (101, 10, 5), (1000, 35, 17)],
+)
+def test_iter_windows_is_the_tokenizer_plan(length: int, window: int, overlap: int) -> None:
+    assert list(iter_windows(length, ScanPlan(window, overlap))) == plan_windows(
+        length, window, overlap
+    )
+
+
+def test_short_records_one_row_each(tmp_path: Path) -> None:
+    model = MotifCounter()
+    rng = np.random.default_rng(0)
+    records = {f"r{i}": random_dna(rng, 20 + i) for i in range(5)}
+    records["r2"] = records["r2"][:5] + MOTIF + records["r2"][12:]
+    out = tmp_path / "out.tsv"
+    summary = predict_fasta(model, write_fasta(tmp_path / "in.fa", records), out, batch_size=2)
+    rows = read_tsv(out)
+    assert [row["id"] for row in rows] == list(records)
+    assert list(rows[0]) == [
+        "id",
+        "length",
+        "num_windows",
+        "motif_max",
+        "motif_mean",
+        "unknown_max",
+        "unknown_mean",
+    ]
+    for row, sequence in zip(rows, records.values(), strict=True):
+        assert int(row["length"]) == len(sequence) and row["num_windows"] == "1"
+        assert float(row["motif_max"]) == pytest.approx(model.expected_for(sequence)[0], rel=1e-5)
+        assert row["motif_max"] == row["motif_mean"]
+    assert float(rows[2]["motif_max"]) > 0
+    # windows from several records share a batch, and no batch exceeds batch_size
+    assert max(len(batch) for batch in model.batches) == 2
+    assert summary.num_records == 5 and summary.num_windows == 5
+
+
+def test_long_record_scanned_streaming_and_tiled(tmp_path: Path, long_record: str) -> None:
+    model = MotifCounter(k=3, max_tokens=33)  # context: 32 tokens = 34 bp
+    fasta = write_fasta(tmp_path / "chr.fa", {"chrA": long_record, "short": long_record[:20]})
+    out, bedgraph = tmp_path / "out.tsv", tmp_path / "out.bedGraph"
+    summary = predict_fasta(model, fasta, out, bedgraph=bedgraph, overlap_bp=10, batch_size=4)
+
+    windows = plan_windows(len(long_record), 34, 10)
+    assert summary.plan == ScanPlan(34, 10)
+    assert summary.num_windows == len(windows) + 1
+    assert all(len(batch) <= 4 for batch in model.batches)  # never more than one batch at once
+    expected = np.array([model.expected_for(long_record[s:e]) for s, e in windows])
+
+    row = read_tsv(out)[0]
+    assert row["id"] == "chrA" and int(row["num_windows"]) == len(windows)
+    assert float(row["motif_max"]) == pytest.approx(expected[:, 0].max(), rel=1e-5)
+    assert float(row["motif_mean"]) == pytest.approx(expected[:, 0].mean(), rel=1e-5)
+    assert float(row["unknown_max"]) == pytest.approx(1.0)  # a window inside the N run
+
+    tracks = read_bedgraph(bedgraph)
+    assert list(tracks) == ["motif", "unknown"]
+    for column, intervals in enumerate(tracks.values()):
+        chr_a = [i for i in intervals if i[0] == "chrA"]
+        # tiles the record exactly: 0-based, half-open, contiguous, no overlaps
+        assert chr_a[0][1] == 0 and chr_a[-1][2] == len(long_record)
+        assert all(a[2] == b[1] for a, b in zip(chr_a, chr_a[1:], strict=False))
+        assert len(chr_a) == len(windows)
+        for (_, start, end, value), (w_start, w_end), scores in zip(
+            chr_a, windows, expected, strict=True
+        ):
+            assert w_start <= start < end <= w_end  # each interval lies inside its own window
+            assert value == pytest.approx(scores[column], rel=1e-5)
+    motif_track = tracks["motif"]
+    peak = max(motif_track, key=lambda interval: interval[3])
+    assert peak[1] - 34 <= 100 <= peak[2] or peak[1] - 34 <= 640 <= peak[2]
+
+
+def test_gzip_input_gives_identical_output(tmp_path: Path, long_record: str) -> None:
+    records = {"chrA": long_record, "b": long_record[:50]}
+    plain = write_fasta(tmp_path / "x.fa", records)
+    packed = write_fasta(tmp_path / "x.fa.gz", records, compress=True)
+    predict_fasta(MotifCounter(), plain, tmp_path / "p.tsv", bedgraph=tmp_path / "p.bg")
+    predict_fasta(MotifCounter(), packed, tmp_path / "g.tsv", bedgraph=tmp_path / "g.bg")
+    assert (tmp_path / "p.tsv").read_bytes() == (tmp_path / "g.tsv").read_bytes()
+    assert (tmp_path / "p.bg").read_bytes() == (tmp_path / "g.bg").read_bytes()
+
+
+def test_soft_masked_and_n_rich_windows_as_in_training(tmp_path: Path) -> None:
+    """Lower case is read as upper case and any k-mer with N is [UNK], as `tokenize` does."""
+    model = MotifCounter()
+    fasta = write_fasta(
+        tmp_path / "m.fa",
+        {"soft": "acgt" + MOTIF.lower() + "ttt", "ns": "N" * 30, "mixed": "ACNGTNNACGTAGGA"},
+    )
+    predict_fasta(model, fasta, tmp_path / "o.tsv")
+    rows = {row["id"]: row for row in read_tsv(tmp_path / "o.tsv")}
+    assert float(rows["soft"]["motif_max"]) == pytest.approx(
+        model.expected_for("ACGT" + MOTIF + "TTT")[0]
+    )
+    assert float(rows["ns"]["unknown_max"]) == 1.0
+    assert float(rows["mixed"]["unknown_max"]) == pytest.approx(
+        model.expected_for("ACNGTNNACGTAGGA")[1]
+    )
+
+
+def test_record_shorter_than_k_gets_nan_row_and_no_interval(tmp_path: Path) -> None:
+    fasta = write_fasta(tmp_path / "t.fa", {"tiny": "AC", "ok": "ACGTACGT"})
+    predict_fasta(MotifCounter(), fasta, tmp_path / "o.tsv", bedgraph=tmp_path / "o.bg")
+    rows = read_tsv(tmp_path / "o.tsv")
+    assert rows[0]["id"] == "tiny" and rows[0]["motif_max"] == "nan"
+    assert all(i[0] == "ok" for track in read_bedgraph(tmp_path / "o.bg").values() for i in track)
+
+
+def test_deterministic(tmp_path: Path, long_record: str) -> None:
+    fasta = write_fasta(tmp_path / "x.fa", {"chrA": long_record})
+    for name in ("a", "b"):
+        predict_fasta(
+            MotifCounter(), fasta, tmp_path / f"{name}.tsv", bedgraph=tmp_path / f"{name}.bg"
+        )
+    assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
+    assert (tmp_path / "a.bg").read_bytes() == (tmp_path / "b.bg").read_bytes()
+
+
+def test_empty_fasta_is_a_user_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.fa"
+    empty.write_text("")
+    with pytest.raises(UserError, match="empty.fa"):
+        predict_fasta(MotifCounter(), empty, tmp_path / "o.tsv")
+    assert not (tmp_path / "o.tsv").exists()
+
+
+def test_window_larger_than_context_is_refused(tmp_path: Path) -> None:
+    fasta = write_fasta(tmp_path / "x.fa", {"a": "ACGT" * 20})
+    with pytest.raises(WindowSizeError, match="--window-bp 35"):
+        predict_fasta(MotifCounter(k=3, max_tokens=33), fasta, tmp_path / "o.tsv", window_bp=35)
+    with pytest.raises(WindowSizeError, match="--overlap-bp"):
+        predict_fasta(MotifCounter(), fasta, tmp_path / "o.tsv", window_bp=20, overlap_bp=20)
+
+
+def test_failure_midway_leaves_no_partial_output(tmp_path: Path, long_record: str) -> None:
+    class Broken(MotifCounter):
+        def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray:
+            if len(self.batches) == 2:
+                raise RuntimeError("out of memory")
+            return super().predict_proba(tokens)
+
+    fasta = write_fasta(tmp_path / "x.fa", {"chrA": long_record})
+    out_dir = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict_fasta(Broken(), fasta, out_dir / "o.tsv", bedgraph=out_dir / "o.bg", batch_size=2)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_cli_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fasta = write_fasta(tmp_path / "x.fa", {"a": "ACGT" * 5})
+    code = cli.main(
+        [
+            "predict",
+            "--checkpoint",
+            str(tmp_path / "nope.ckpt"),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(tmp_path / "o.tsv"),
+        ]
+    )
+    assert code == 2
+    assert "nope.ckpt" in capsys.readouterr().err
+
+
+# --- with a real tiny checkpoint --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint from a few training steps on the demo promoter data (session-wide)."""
+    training = pytest.importorskip(
+        "bigbird_genomics.testing", reason="training helpers not built yet"
+    )
+    return Path(training.tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt")))
+
+
+@pytest.mark.slow
+def test_real_checkpoint_predicts_and_is_deterministic(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    from bigbird_genomics.inference import load_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint)
+    rng = np.random.default_rng(3)
+    context = model.tokenizer.max_bases(model.max_tokens - 1)
+    records = {"short": random_dna(rng, 120), "long": random_dna(rng, 3 * context + 17)}
+    fasta = write_fasta(tmp_path / "x.fa.gz", records, compress=True)
+    for name in ("a", "b"):
+        code = cli.main(
+            [
+                "predict",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--fasta",
+                str(fasta),
+                "--out",
+                str(tmp_path / f"{name}.tsv"),
+                "--bedgraph",
+                str(tmp_path / f"{name}.bg"),
+                "--batch-size",
+                "3",
+            ]
+        )
+        assert code == 0
+    assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
+    assert (tmp_path / "a.bg").read_bytes() == (tmp_path / "b.bg").read_bytes()
+    rows = read_tsv(tmp_path / "a.tsv")
+    assert [r["id"] for r in rows] == ["short", "long"] and int(rows[1]["num_windows"]) > 3
+    for row in rows:
+        for label in model.label_names:
+            assert 0.0 <= float(row[f"{label}_mean"]) <= float(row[f"{label}_max"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_real_checkpoint_window_mismatch(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fasta = write_fasta(tmp_path / "x.fa", {"a": "ACGT" * 500})
+    code = cli.main(
+        [
+            "predict",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--fasta",
+            str(fasta),
+            "--out",
+            str(tmp_path / "o.tsv"),
+            "--window-bp",
+            "100000",
+        ]
+    )
+    assert code == 2 and "context" in capsys.readouterr().err
