@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from bigbird_genomics.datasets.io import format_header, write_fasta, write_tsv
-from bigbird_genomics.datasets.motifs import contains, mutate, random_bases, reverse_complement, to_array
+from bigbird_genomics.datasets.motifs import (
+    BASE_INDEX,
+    contains,
+    mutate,
+    random_bases,
+    reverse_complement,
+    to_array,
+)
 
 RECORD_BP = 300
 NUM_PROMOTER_RECORDS = 2000
@@ -26,7 +33,7 @@ NUM_CHROMOSOME_PROMOTERS = 40
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 # A, C, G, T: roughly human-genome composition; negatives share it, so base content says nothing.
 BACKGROUND_PROBS = np.array([0.28, 0.22, 0.22, 0.28])
-MUTATION_RATE = 0.04
+MUTATION_RATE = 0.03
 
 # Promoter elements, positions relative to the TSS at the record centre (EPDnew-like -150..+149).
 TATA_VARIANTS = ("TATAAAA", "TATAAAT", "TATATAA", "TATAAAG")
@@ -35,9 +42,9 @@ INR_VARIANTS = ("TCAGTCT", "TCATTCT", "CCAGTCC", "TCAGACT")
 INR_OFFSET = -2
 GC_BOX = "GGGGCGGGG"
 CAAT_BOX = "GGCCAATCT"
-PROMOTER_ELEMENT_PROBS = {"TATA": 0.9, "Inr": 0.75, "GC-box": 0.7, "CAAT": 0.4}
+PROMOTER_ELEMENT_PROBS = {"TATA": 0.95, "Inr": 0.9, "GC-box": 0.9, "CAAT": 0.6}
 # Negatives may carry one lone upstream element: a decoy, so counting one motif is not enough.
-DECOY_PROB = 0.3
+DECOY_PROB = 0.15
 
 # Chromatin profiles: name -> (group, consensus motif). Each label is "its motif is present".
 CHROMATIN_PROFILES: dict[str, tuple[str, str]] = {
@@ -72,7 +79,9 @@ def _assign_splits(rng: np.random.Generator, count: int) -> list[str]:
     return [names[index] for index in splits]
 
 
-def _free_start(rng: np.random.Generator, occupied: np.ndarray, length: int, lo: int, hi: int) -> int | None:
+def _free_start(
+    rng: np.random.Generator, occupied: np.ndarray, length: int, lo: int, hi: int
+) -> int | None:
     """A start in [lo, hi] where `length` bases are not yet occupied, or None after 50 tries."""
     hi = min(hi, len(occupied) - length)
     for _ in range(50):
@@ -100,9 +109,14 @@ def _plant(
     return PlantedMotif(name, start, site.tobytes().decode("ascii"), strand)
 
 
-def promoter_record(rng: np.random.Generator, record_id: str, positive: bool) -> SyntheticRecord:
+def promoter_record(
+    rng: np.random.Generator,
+    record_id: str,
+    positive: bool,
+    background_probs: np.ndarray = BACKGROUND_PROBS,
+) -> SyntheticRecord:
     """One promoter-task record: core elements at fixed TSS offsets if positive, else a decoy."""
-    sequence = random_bases(rng, RECORD_BP, BACKGROUND_PROBS)
+    sequence = random_bases(rng, RECORD_BP, background_probs)
     occupied = np.zeros(RECORD_BP, dtype=bool)
     tss = RECORD_BP // 2
     planted: list[PlantedMotif] = []
@@ -111,34 +125,62 @@ def promoter_record(rng: np.random.Generator, record_id: str, positive: bool) ->
         if rng.random() < probs["TATA"]:
             start = tss + TATA_OFFSET + int(rng.integers(-2, 3))
             motif = TATA_VARIANTS[rng.integers(len(TATA_VARIANTS))]
-            planted.append(_plant(rng, sequence, occupied, "TATA", motif, start, mutation_rate=MUTATION_RATE))
+            planted.append(
+                _plant(rng, sequence, occupied, "TATA", motif, start, mutation_rate=MUTATION_RATE)
+            )
         if rng.random() < probs["Inr"]:
             motif = INR_VARIANTS[rng.integers(len(INR_VARIANTS))]
             planted.append(
-                _plant(rng, sequence, occupied, "Inr", motif, tss + INR_OFFSET, mutation_rate=MUTATION_RATE)
+                _plant(
+                    rng,
+                    sequence,
+                    occupied,
+                    "Inr",
+                    motif,
+                    tss + INR_OFFSET,
+                    mutation_rate=MUTATION_RATE,
+                )
             )
         if rng.random() < probs["GC-box"]:
-            for _ in range(int(rng.integers(1, 3))):
+            for _ in range(int(rng.integers(1, 4))):
                 start = _free_start(rng, occupied, len(GC_BOX), tss - 130, tss - 45)
                 if start is not None:
                     planted.append(
-                        _plant(rng, sequence, occupied, "GC-box", GC_BOX, start, mutation_rate=MUTATION_RATE)
+                        _plant(
+                            rng,
+                            sequence,
+                            occupied,
+                            "GC-box",
+                            GC_BOX,
+                            start,
+                            mutation_rate=MUTATION_RATE,
+                        )
                     )
         if rng.random() < probs["CAAT"]:
             start = _free_start(rng, occupied, len(CAAT_BOX), tss - 100, tss - 60)
             if start is not None:
                 planted.append(
-                    _plant(rng, sequence, occupied, "CAAT", CAAT_BOX, start, mutation_rate=MUTATION_RATE)
+                    _plant(
+                        rng,
+                        sequence,
+                        occupied,
+                        "CAAT",
+                        CAAT_BOX,
+                        start,
+                        mutation_rate=MUTATION_RATE,
+                    )
                 )
     elif rng.random() < DECOY_PROB:
         name, motif = (("GC-box", GC_BOX), ("CAAT", CAAT_BOX))[int(rng.integers(2))]
         start = int(rng.integers(0, RECORD_BP - len(motif)))
-        planted.append(_plant(rng, sequence, occupied, name, motif, start, mutation_rate=MUTATION_RATE))
+        planted.append(
+            _plant(rng, sequence, occupied, name, motif, start, mutation_rate=MUTATION_RATE)
+        )
     return SyntheticRecord(record_id, sequence, (int(positive),), planted)
 
 
 def _chromatin_labels(rng: np.random.Generator) -> dict[str, int]:
-    """Correlated labels, as real profiles are: TF sites and active promoters sit in open chromatin."""
+    """Correlated labels, as in real data: TF sites and active promoters sit in open chromatin."""
     ctcf = rng.random() < 0.3
     gata1 = rng.random() < 0.3
     dnase = rng.random() < (0.7 if (ctcf or gata1) else 0.25)
@@ -168,16 +210,37 @@ def chromatin_record(rng: np.random.Generator, record_id: str) -> SyntheticRecor
                 break
             strand = "+-"[int(rng.integers(2))]
             rate = 0.0 if copy == 0 else MUTATION_RATE
-            planted.append(_plant(rng, sequence, occupied, name, motif, start, mutation_rate=rate, strand=strand))
+            planted.append(
+                _plant(
+                    rng, sequence, occupied, name, motif, start, mutation_rate=rate, strand=strand
+                )
+            )
     # A planted junction can, very rarely, spell another profile's consensus: make labels say so.
     present = tuple(int(contains(sequence, motif)) for _, motif in CHROMATIN_PROFILES.values())
     return SyntheticRecord(record_id, sequence, present, planted)
 
 
-def promoter_records(rng: np.random.Generator, count: int, prefix: str = "prom") -> list[SyntheticRecord]:
-    """`count` records, half positive, in shuffled order."""
-    positives = rng.permutation(np.arange(count) < count // 2)
-    return [promoter_record(rng, f"{prefix}_{i + 1:05d}", bool(p)) for i, p in enumerate(positives)]
+def promoter_records(
+    rng: np.random.Generator, count: int, prefix: str = "prom"
+) -> list[SyntheticRecord]:
+    """`count` records, half positive, in shuffled order.
+
+    Negatives' background takes the base composition of the finished positives (motifs
+    included), so GC content alone cannot tell the classes apart.
+    """
+    is_positive = rng.permutation(np.arange(count) < count // 2)
+    records: dict[int, SyntheticRecord] = {}
+    for index in np.flatnonzero(is_positive):
+        records[int(index)] = promoter_record(rng, f"{prefix}_{index + 1:05d}", True)
+    counts = np.bincount(
+        np.concatenate([BASE_INDEX[r.sequence] for r in records.values()]), minlength=4
+    )[:4]
+    negative_probs = counts / counts.sum()
+    for index in np.flatnonzero(~is_positive):
+        records[int(index)] = promoter_record(
+            rng, f"{prefix}_{index + 1:05d}", False, negative_probs
+        )
+    return [records[index] for index in range(count)]
 
 
 def chromosome(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int, str, str]]]:
@@ -193,7 +256,9 @@ def chromosome(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, in
         start = index * slot + int(rng.integers(1000, slot - RECORD_BP - 1000))
         module = promoter_record(rng, "site", positive=True).sequence
         strand = "+-"[int(rng.integers(2))]
-        sequence[start : start + RECORD_BP] = reverse_complement(module) if strand == "-" else module
+        sequence[start : start + RECORD_BP] = (
+            reverse_complement(module) if strand == "-" else module
+        )
         sites.append((start, start + RECORD_BP, f"promoter_{index + 1:02d}", strand))
     # Soft-masked stretches and N runs fill gaps between sites (the first 900 bp of each slot).
     for index in range(NUM_CHROMOSOME_PROMOTERS):
@@ -233,10 +298,15 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     splits = _assign_splits(rng, len(chromatin))
     paths["chromatin"] = write_fasta(
         out / "chromatin.fa",
-        ((format_header(r.record_id, {"split": s}), r.sequence) for r, s in zip(chromatin, splits, strict=True)),
+        (
+            (format_header(r.record_id, {"split": s}), r.sequence)
+            for r, s in zip(chromatin, splits, strict=True)
+        ),
     )
     paths["chromatin_labels"] = write_tsv(
-        out / "chromatin_labels.tsv", ["id", *profile_names], ([r.record_id, *r.labels] for r in chromatin)
+        out / "chromatin_labels.tsv",
+        ["id", *profile_names],
+        ([r.record_id, *r.labels] for r in chromatin),
     )
     paths["chromatin_profiles"] = write_tsv(
         out / "chromatin_profiles.tsv",
@@ -245,7 +315,9 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     )
 
     heldout = promoter_records(rng, NUM_HELDOUT_PER_KIND, prefix="held_prom")
-    heldout += [chromatin_record(rng, f"held_chrom_{i + 1:05d}") for i in range(NUM_HELDOUT_PER_KIND)]
+    heldout += [
+        chromatin_record(rng, f"held_chrom_{i + 1:05d}") for i in range(NUM_HELDOUT_PER_KIND)
+    ]
     order = rng.permutation(len(heldout))
     heldout = [heldout[i] for i in order]
     paths["heldout"] = write_fasta(out / "heldout.fa", ((r.record_id, r.sequence) for r in heldout))
@@ -253,8 +325,11 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         out / "heldout_truth.tsv",
         ["id", "task", "labels"],
         (
-            [r.record_id, "promoter" if r.record_id.startswith("held_prom") else "chromatin",
-             ",".join(str(v) for v in r.labels)]
+            [
+                r.record_id,
+                "promoter" if r.record_id.startswith("held_prom") else "chromatin",
+                ",".join(str(v) for v in r.labels),
+            ]
             for r in heldout
         ),
     )

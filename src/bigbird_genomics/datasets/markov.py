@@ -42,7 +42,9 @@ class MarkovChain:
         return cls(order, initial / initial.sum(), np.tile(base, (states, 1)))
 
     @classmethod
-    def fit(cls, sequences: Iterable[np.ndarray], order: int = 1, pseudocount: float = 1.0) -> MarkovChain:
+    def fit(
+        cls, sequences: Iterable[np.ndarray], order: int = 1, pseudocount: float = 1.0
+    ) -> MarkovChain:
         """Fit by counting (order+1)-mers of ACGT-only stretches; case is ignored."""
         if order < 1:
             raise ValueError(f"order must be >= 1, got {order}")
@@ -82,7 +84,9 @@ class MarkovChain:
             state = (state * 4 + next_base) % states
         return BASES[codes]
 
-    def continue_from(self, rng: np.random.Generator, prefix: np.ndarray, length: int) -> np.ndarray:
+    def continue_from(
+        self, rng: np.random.Generator, prefix: np.ndarray, length: int
+    ) -> np.ndarray:
         """`length` bases that follow `prefix` under the chain (a uniform start if it is short)."""
         codes = BASE_INDEX[np.asarray(prefix, dtype=np.uint8)][-self.order :]
         if len(codes) < self.order or (codes > 3).any():

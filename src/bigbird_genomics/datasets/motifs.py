@@ -31,7 +31,9 @@ def reverse_complement_text(sequence: str) -> str:
     return reverse_complement(to_array(sequence)).tobytes().decode("ascii")
 
 
-def random_bases(rng: np.random.Generator, length: int, probs: np.ndarray | None = None) -> np.ndarray:
+def random_bases(
+    rng: np.random.Generator, length: int, probs: np.ndarray | None = None
+) -> np.ndarray:
     """`length` independent bases drawn with probabilities `probs` over A, C, G, T."""
     return BASES[rng.choice(4, size=length, p=probs)]
 
