@@ -1,0 +1,174 @@
+"""Labels for supervised data: from FASTA headers or from a TSV/CSV sidecar keyed by record id.
+
+Header labels: `>id label=1` (one label named `label`) or `>id labels=0,1,0` (labels named
+`label_0`, `label_1`, ... unless a label-groups table names them, in its row order), and an
+optional `split=train|val|test`. Sidecar: a column `id` plus one 0/1 column per label.
+Label groups table: columns `label` and `group` (e.g. TF / DHS / histone).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bigbird_genomics.errors import UserError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+_MAX_LISTED = 10
+
+
+class LabelError(UserError):
+    """Labels that are missing, malformed or do not match the FASTA records."""
+
+
+@dataclass
+class LabelTable:
+    """Labels read from a sidecar: `values[id]` is a float32 vector in `names` order."""
+
+    names: list[str]
+    values: dict[str, np.ndarray] = field(repr=False)
+    path: Path | None = None
+
+
+def header_fields(description: str) -> dict[str, str]:
+    """`key=value` words of a FASTA header after the record id (other words are ignored)."""
+    fields: dict[str, str] = {}
+    for word in description.split()[1:]:
+        key, sep, value = word.partition("=")
+        if sep and key:
+            fields[key] = value
+    return fields
+
+
+def _parse_binary(text: str, where: str) -> float:
+    if text.strip() in ("0", "1", "0.0", "1.0"):
+        return float(text)
+    raise LabelError(f"{where}: label value {text!r} is not 0 or 1; labels must be 0/1")
+
+
+def header_labels(description: str, where: str) -> np.ndarray | None:
+    """Labels in a header (`label=1` or `labels=0,1,0`), or None when the header has none."""
+    fields = header_fields(description)
+    if "label" in fields and "labels" in fields:
+        raise LabelError(f"{where}: header has both label= and labels=; keep one")
+    if "label" in fields:
+        return np.array([_parse_binary(fields["label"], where)], dtype=np.float32)
+    if "labels" in fields:
+        values = [_parse_binary(v, where) for v in fields["labels"].split(",")]
+        return np.array(values, dtype=np.float32)
+    return None
+
+
+def header_label_names(description: str, count: int) -> list[str]:
+    """Default names: `label` for `label=`, `label_0..` for `labels=`."""
+    if "labels" in header_fields(description):
+        return [f"label_{i}" for i in range(count)]
+    return ["label"]
+
+
+def header_split(description: str, where: str) -> str | None:
+    """`split=train|val|test` from a header, or None."""
+    split = header_fields(description).get("split")
+    if split is not None and split not in SPLITS:
+        raise LabelError(f"{where}: split={split!r} must be one of {', '.join(SPLITS)}")
+    return split
+
+
+def _dialect(path: Path) -> str:
+    return "," if path.suffix.lower() == ".csv" else "\t"
+
+
+def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
+    if not path.is_file():
+        raise LabelError(f"{path}: no such label file")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(
+            (line for line in handle if not line.startswith("#")), delimiter=_dialect(path)
+        )
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            sep = "comma" if _dialect(path) == "," else "tab"
+            raise LabelError(
+                f"{path}: line 1: header must have column(s) {', '.join(missing)} "
+                f"({sep}-separated); found {columns or 'no header'}"
+            )
+        reader.fieldnames = columns
+        rows = [(reader.line_num, row) for row in reader]
+    return columns, rows
+
+
+def read_label_table(path: str | os.PathLike) -> LabelTable:
+    """Read a sidecar: column `id` + one 0/1 column per label (TSV, or CSV by extension)."""
+    path = Path(path)
+    columns, rows = _read_rows(path, ("id",))
+    names = [c for c in columns if c != "id"]
+    if not names:
+        raise LabelError(f"{path}: line 1: no label columns besides 'id'")
+    values: dict[str, np.ndarray] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        record_id = (row.get("id") or "").strip()
+        if not record_id:
+            raise LabelError(f"{path}: line {line}: empty id")
+        if record_id in values:
+            raise LabelError(
+                f"{path}: line {line}: id '{record_id}' listed twice (first on line "
+                f"{first_line[record_id]})"
+            )
+        vector = []
+        for name in names:
+            cell = row.get(name)
+            if cell is None:
+                raise LabelError(f"{path}: line {line}: missing value for column '{name}'")
+            vector.append(_parse_binary(cell, f"{path}: line {line}, column '{name}'"))
+        values[record_id] = np.array(vector, dtype=np.float32)
+        first_line[record_id] = line
+    if not values:
+        raise LabelError(f"{path}: has a header but no rows")
+    return LabelTable(names=names, values=values, path=path)
+
+
+def read_label_groups(path: str | os.PathLike) -> dict[str, str]:
+    """label -> group (e.g. TF, DHS, histone), in file order."""
+    path = Path(path)
+    _, rows = _read_rows(path, ("label", "group"))
+    groups: dict[str, str] = {}
+    for line, row in rows:
+        label = (row.get("label") or "").strip()
+        if not label:
+            raise LabelError(f"{path}: line {line}: empty label name")
+        if label in groups:
+            raise LabelError(f"{path}: line {line}: label '{label}' listed twice")
+        groups[label] = (row.get("group") or "").strip()
+    return groups
+
+
+def _listing(ids: list[str]) -> str:
+    shown = ", ".join(ids[:_MAX_LISTED])
+    more = f" and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else ""
+    return f"{shown}{more}"
+
+
+def check_ids(table: LabelTable, fasta_ids: list[str], fasta: Path) -> None:
+    """Every FASTA record needs labels and every labelled id a record; list those that don't."""
+    seen = set(fasta_ids)
+    missing = [i for i in fasta_ids if i not in table.values]
+    extra = [i for i in table.values if i not in seen]
+    problems = []
+    if missing:
+        problems.append(
+            f"{len(missing)} record id(s) of {fasta} have no labels: {_listing(missing)}"
+        )
+    if extra:
+        problems.append(f"{len(extra)} labelled id(s) are not in {fasta}: {_listing(extra)}")
+    if problems:
+        raise LabelError(
+            f"{table.path}: labels do not match the FASTA records; "
+            + "; ".join(problems)
+            + ". Make the label table's 'id' column list exactly the FASTA record ids."
+        )
