@@ -1,0 +1,92 @@
+"""BigBird block-sparse attention (knows nothing of DNA).
+
+Semantics, shared by every backend:
+
+- q, k, v are [batch, heads, tokens, head_dim] with any token count. Tokens are split into blocks
+  of `block_size`; the sequence is padded to a multiple of it. Padded positions (block padding and
+  `key_padding_mask == False`) are never attended as keys, and their query rows output zeros. A
+  query row left with no attendable key also outputs zeros (never NaN).
+- Each query block attends to the union of: `num_window_blocks` (odd) blocks centred on itself;
+  the global blocks (first ceil(g/2) and last floor(g/2) of the padded sequence; global query
+  blocks attend to everything and every block attends to them); and `num_random_blocks` key
+  blocks drawn uniformly without repeats from the blocks that are neither window nor global,
+  over the whole sequence. If fewer such blocks exist, fewer are drawn: never repeats, never a
+  silent switch to full attention (only when the global blocks cover everything is it full).
+- Random blocks come from (seed, layer_index) and per head when `random_per_head`. With
+  `step=None` the layout is fixed (evaluation and prediction are deterministic); passing the
+  training step re-draws the random blocks for each step.
+
+Backends: `dense` (boolean [N, N] mask + SDPA, the reference), `block` (gather key blocks per
+query block, one batched SDPA; O(N) memory; the CPU path), `flex` (FlexAttention with a BlockMask
+from the same layout; the CUDA path), `full` (ordinary attention, no sparsity, same padding
+rules), `auto` (flex on CUDA, block on CPU, dense for inputs of a few blocks).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bigbird_genomics.attention.block import block_attention
+from bigbird_genomics.attention.config import BACKENDS, SparsityConfig
+from bigbird_genomics.attention.dense import dense_attention, full_attention
+from bigbird_genomics.attention.flex import flex_attention_available, flex_bigbird_attention
+from bigbird_genomics.attention.layout import block_layout, dense_mask, num_blocks_for
+from bigbird_genomics.attention.plot import plot_layout
+
+__all__ = [
+    "BACKENDS",
+    "SparsityConfig",
+    "bigbird_attention",
+    "block_layout",
+    "dense_mask",
+    "plot_layout",
+    "resolve_backend",
+]
+
+# Up to this many blocks the [N, N] mask is tiny and dense SDPA beats gathering (measured on CPU).
+DENSE_MAX_BLOCKS = 4
+
+
+def resolve_backend(config: SparsityConfig, q: torch.Tensor) -> str:
+    """The backend `auto` stands for on this device and input size (others map to themselves)."""
+    if config.backend != "auto":
+        return config.backend
+    if num_blocks_for(q.shape[-2], config.block_size) <= DENSE_MAX_BLOCKS:
+        return "dense"
+    if q.is_cuda and flex_attention_available():
+        return "flex"
+    return "block"
+
+
+def bigbird_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    config: SparsityConfig,
+    *,
+    layer_index: int = 0,
+    key_padding_mask: torch.Tensor | None = None,
+    step: int | None = None,
+) -> torch.Tensor:
+    """BigBird attention of q, k, v [batch, heads, tokens, head_dim] -> same shape as q.
+
+    `key_padding_mask`: bool [batch, tokens], True = real token. `step`: None for the fixed
+    (deterministic) layout; the training step to re-draw random blocks per step.
+    """
+    if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(
+            "q, k, v must all be [batch, heads, tokens, head_dim] of one shape, got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    config.validate()
+    backend = resolve_backend(config, q)
+    if backend == "full":
+        return full_attention(q, k, v, key_padding_mask)
+    functions = {
+        "dense": dense_attention,
+        "block": block_attention,
+        "flex": flex_bigbird_attention,
+    }
+    return functions[backend](
+        q, k, v, config, layer_index=layer_index, key_padding_mask=key_padding_mask, step=step
+    )
