@@ -1,0 +1,39 @@
+# The run's summary: metrics of every model, prediction track along the long record, sweep.
+
+
+rule report:
+    input:
+        unpack(report_inputs),
+    output:
+        html=report(
+            f"{RESULTS}/report/summary.html",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"figure": "metrics summary"},
+        ),
+        markdown=f"{RESULTS}/report/summary.md",
+        track=report(
+            f"{RESULTS}/report/track.png",
+            caption="../report/track.rst",
+            category="Prediction",
+            labels={"figure": "prediction track"},
+        ),
+    params:
+        out_dir=subpath(output.markdown, parent=True),
+        runs=lambda wildcards, input: quoted(Path(path).parent for path in input.runs),
+        motifs=lambda wildcards, input: optional_flag("--motifs", input.get("motifs")),
+        sweep=lambda wildcards, input: optional_flag("--sweep", input.get("sweep")),
+        record=optional_flag("--record", config["report"].get("record")),
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/bigbird.yaml"
+    shell:
+        "bigbird-genomics report --runs {params.runs} --evaluations {input.evaluations}"
+        " --predictions {input.predictions} --track {input.track} {params.motifs} {params.record}"
+        " {params.sweep} --out-dir {params.out_dir} > {log} 2>&1"

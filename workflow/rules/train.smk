@@ -1,0 +1,78 @@
+# Training (Hydra app, run directory pinned to the rule's output) and evaluation on the test split.
+
+
+rule train:
+    input:
+        dataset=f"{RESULTS}/datasets/{{task}}",
+    output:
+        checkpoint=f"{RESULTS}/runs/{{task}}/checkpoints/best.ckpt",
+        metrics=f"{RESULTS}/runs/{{task}}/metrics.json",
+        loss=report(
+            f"{RESULTS}/runs/{{task}}/plots/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "loss curves"},
+        ),
+        layout=report(
+            f"{RESULTS}/runs/{{task}}/plots/attention_layout.png",
+            caption="../report/attention_layout.rst",
+            category="Training",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "attention layout"},
+        ),
+    params:
+        run_dir=subpath(output.metrics, parent=True),
+        hydra_task=lambda wildcards: TASKS[wildcards.task].get("hydra_task", wildcards.task),
+        overrides=lambda wildcards: hydra_overrides(wildcards.task),
+    log:
+        f"{RESULTS}/logs/train/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{task}}.tsv"
+    threads: COMPUTE["train_threads"]
+    resources:
+        mem_mb=COMPUTE["train_mem_mb"],
+        gpu=COMPUTE["train_gpus"],
+        runtime=COMPUTE["train_runtime_min"],
+    conda:
+        "../envs/bigbird.yaml"
+    shell:
+        "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
+        " hydra.run.dir={params.run_dir} {params.overrides} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RESULTS}/runs/{{task}}/checkpoints/best.ckpt",
+        dataset=f"{RESULTS}/datasets/{{task}}",
+    output:
+        metrics=f"{RESULTS}/evaluate/{{task}}/metrics.json",
+        roc=report(
+            f"{RESULTS}/evaluate/{{task}}/roc.png",
+            caption="../report/roc_pr.rst",
+            category="Evaluation",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "ROC"},
+        ),
+        pr=report(
+            f"{RESULTS}/evaluate/{{task}}/pr.png",
+            caption="../report/roc_pr.rst",
+            category="Evaluation",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "precision-recall"},
+        ),
+    params:
+        split=config["evaluate"]["split"],
+        device=COMPUTE["device"],
+    log:
+        f"{RESULTS}/logs/evaluate/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{task}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/bigbird.yaml"
+    shell:
+        "bigbird-genomics evaluate --checkpoint {input.checkpoint} --data {input.dataset}"
+        " --split {params.split} --device {params.device} --out {output.metrics} > {log} 2>&1"
