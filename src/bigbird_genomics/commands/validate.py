@@ -1,0 +1,72 @@
+"""`bigbird-genomics validate`: check FASTA files and summarise what is in them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+HELP = (
+    "Check FASTA files (plain, gzip or bgzip) and print one summary line per file: records, "
+    "bases, shortest/longest record, N bases, IUPAC ambiguity codes read as N, soft-masked "
+    "(lower-case) bases. Stops at the first problem with its file, record and line."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("fasta", nargs="+", type=Path, help="FASTA files to check")
+    parser.add_argument(
+        "--ambiguity",
+        choices=("to-n", "error"),
+        default="to-n",
+        help="IUPAC ambiguity codes (R, Y, ...): read as N and count them, or refuse them",
+    )
+    parser.add_argument(
+        "--allow-duplicate-ids", action="store_true", help="accept repeated record ids"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+
+
+def summarise(path: Path, policy) -> dict:
+    """Counts over every record of one file (reads it once, record by record)."""
+    from bigbird_genomics.fasta import read_fasta
+
+    summary = {"file": str(path), "records": 0, "bases": 0, "min_length": None}
+    summary.update(max_length=0, n_bases=0, ambiguous_to_n=0, soft_masked=0)
+    for record in read_fasta(path, policy):
+        length = len(record)
+        summary["records"] += 1
+        summary["bases"] += length
+        summary["min_length"] = min(summary["min_length"] or length, length)
+        summary["max_length"] = max(summary["max_length"], length)
+        summary["n_bases"] += record.count_n()
+        summary["ambiguous_to_n"] += record.num_ambiguous
+        summary["soft_masked"] += int(record.soft_mask.sum())
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.fasta import FastaPolicy
+
+    policy = FastaPolicy(
+        ambiguity="to_n" if args.ambiguity == "to-n" else "error",
+        keep_soft_mask=True,
+        allow_duplicate_ids=args.allow_duplicate_ids,
+    )
+    columns = ["records", "bases", "min_length", "max_length", "n_bases", "ambiguous_to_n"]
+    columns.append("soft_masked")
+    print("\t".join(["file", *columns]))
+    summaries = []
+    for path in args.fasta:
+        summary = summarise(path, policy)
+        summaries.append(summary)
+        print("\t".join([str(path), *(str(summary[c]) for c in columns)]))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{args.json.name}.", dir=args.json.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"files": summaries, "status": "ok"}, handle, indent=2)
+        os.replace(temp, args.json)
+    return 0

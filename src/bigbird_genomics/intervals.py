@@ -1,0 +1,193 @@
+"""Windows around BED intervals, cut out of a reference genome (strand-aware).
+
+The genome is read with pyfaidx (random access through a .fai index, so a 3 Gbp genome is
+never loaded). BED coordinates are 0-based half-open. Flanks are strand-aware: upstream is to
+the left on '+' (and '.') and to the right on '-'; '-' windows are reverse-complemented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyfaidx
+from Bio.Seq import reverse_complement
+
+from bigbird_genomics.errors import UserError
+
+STRANDS = ("+", "-", ".")
+
+
+class IntervalError(UserError):
+    """A BED file, genome or interval that cannot be used; names file and line."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One BED line: 0-based half-open [start, end) on `chrom`."""
+
+    chrom: str
+    start: int
+    end: int
+    name: str | None = None
+    strand: str = "."
+    score: str | None = None
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """The BED name, or chrom:start-end(strand) when the name is missing or '.'."""
+        return self.name or f"{self.chrom}:{self.start}-{self.end}({self.strand})"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window cut around an interval; `sequence` reads 5'->3' on the interval's strand."""
+
+    interval: Interval
+    chrom: str
+    start: int  # window on the genome's + strand, may reach past the chromosome when padded
+    end: int
+    strand: str
+    sequence: str
+    pad_left: int = 0  # N added before the chromosome start / after its end (genome orientation)
+    pad_right: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.interval.label
+
+    def header(self) -> str:
+        """FASTA header text: id, then key=value fields that labels.header_fields can read.
+
+        `region` is the part inside the chromosome; `pad=left,right` counts added Ns.
+        """
+        inside = f"{self.chrom}:{self.start + self.pad_left}-{self.end - self.pad_right}"
+        pads = f" pad={self.pad_left},{self.pad_right}" if self.pad_left or self.pad_right else ""
+        return f"{self.id} region={inside} strand={self.strand}{pads}"
+
+
+def read_bed(path: str | os.PathLike) -> list[Interval]:
+    """BED3..BED6+ lines; skips blank, '#', 'track' and 'browser' lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise IntervalError(f"{path}: no such BED file")
+    intervals: list[Interval] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip() or text.startswith(("#", "track", "browser")):
+                continue
+            fields = text.rstrip("\r\n").split("\t")
+            if len(fields) < 3:
+                fields = text.split()
+            if len(fields) < 3:
+                raise IntervalError(
+                    f"{path}: line {number}: BED needs at least 3 tab-separated columns "
+                    "(chrom, start, end)"
+                )
+            try:
+                start, end = int(fields[1]), int(fields[2])
+            except ValueError:
+                raise IntervalError(
+                    f"{path}: line {number}: start {fields[1]!r} and end {fields[2]!r} must be "
+                    "whole numbers"
+                ) from None
+            if not 0 <= start <= end:
+                raise IntervalError(
+                    f"{path}: line {number}: need 0 <= start <= end, got {start}..{end} "
+                    "(BED is 0-based half-open)"
+                )
+            name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None
+            score = fields[4] if len(fields) > 4 else None
+            strand = fields[5] if len(fields) > 5 else "."
+            if strand not in STRANDS:
+                raise IntervalError(
+                    f"{path}: line {number}: strand {strand!r} must be '+', '-' or '.'"
+                )
+            intervals.append(Interval(fields[0], start, end, name, strand, score, number))
+    return intervals
+
+
+def _index_path(path: Path) -> str | None:
+    """Where the .fai goes: beside the genome, or a cache folder when that is read-only."""
+    beside = Path(f"{path}.fai")
+    if beside.exists() or os.access(path.parent, os.W_OK):
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bigbird-genomics"
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return str(cache / f"{path.name}.{digest}.fai")
+
+
+def open_genome(path: str | os.PathLike) -> pyfaidx.Fasta:
+    """Open a plain or bgzip FASTA genome for random access (builds the .fai if needed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise IntervalError(f"{path}: no such genome FASTA")
+    try:
+        return pyfaidx.Fasta(str(path), indexname=_index_path(path), as_raw=True)
+    except pyfaidx.UnsupportedCompressionFormat:
+        raise IntervalError(
+            f"{path}: is gzip- but not bgzip-compressed, so it has no random access; run "
+            f"`zcat {path} | bgzip > {path.with_suffix('')}.bgz` (or gunzip it) and use that"
+        ) from None
+    except (pyfaidx.FastaIndexingError, ValueError) as error:
+        raise IntervalError(f"{path}: cannot index this genome FASTA ({error})") from None
+
+
+def extract_intervals(
+    genome: str | os.PathLike | pyfaidx.Fasta,
+    intervals: Iterable[Interval],
+    *,
+    flank_bp: int = 0,
+    upstream_bp: int | None = None,
+    downstream_bp: int | None = None,
+    off_chrom: Literal["pad", "drop"] = "pad",
+    bed_path: str | os.PathLike | None = None,
+) -> Iterator[Window]:
+    """Yield one window per interval: the interval plus strand-aware flanks.
+
+    `flank_bp` widens both sides; `upstream_bp` / `downstream_bp` override one side each
+    (e.g. a 1-bp TSS with upstream 249 and downstream 50). Windows running off a chromosome
+    end are padded with N (`off_chrom="pad"`) or skipped (`"drop"`).
+    """
+    if off_chrom not in ("pad", "drop"):
+        raise IntervalError(f"off-chromosome policy must be 'pad' or 'drop', not {off_chrom!r}")
+    upstream = flank_bp if upstream_bp is None else upstream_bp
+    downstream = flank_bp if downstream_bp is None else downstream_bp
+    if min(upstream, downstream) < 0:
+        raise IntervalError(
+            f"flanks must be >= 0 bp, got upstream {upstream}, downstream {downstream}"
+        )
+    fasta = genome if isinstance(genome, pyfaidx.Fasta) else open_genome(genome)
+    source = bed_path or "intervals"
+    for interval in intervals:
+        if interval.chrom not in fasta:
+            known = ", ".join(list(fasta.keys())[:5])
+            raise IntervalError(
+                f"{source}: line {interval.line}: chromosome {interval.chrom!r} is not in the "
+                f"genome {fasta.filename} (it has {known}, ...); check the genome build and "
+                "chromosome names (chr1 vs 1)"
+            )
+        length = len(fasta[interval.chrom])
+        if interval.end > length:
+            raise IntervalError(
+                f"{source}: line {interval.line}: interval ends at {interval.end} but "
+                f"{interval.chrom} has {length} bp; is the BED file for another genome build?"
+            )
+        left, right = (downstream, upstream) if interval.strand == "-" else (upstream, downstream)
+        start, end = interval.start - left, interval.end + right
+        pad_left, pad_right = max(0, -start), max(0, end - length)
+        if (pad_left or pad_right) and off_chrom == "drop":
+            continue
+        inner = fasta[interval.chrom][max(0, start) : min(end, length)] if end > start else ""
+        sequence = "N" * pad_left + str(inner) + "N" * pad_right
+        if interval.strand == "-":
+            sequence = reverse_complement(sequence)
+        yield Window(
+            interval, interval.chrom, start, end, interval.strand, sequence, pad_left, pad_right
+        )
