@@ -1,0 +1,153 @@
+"""Load a training checkpoint for prediction, without Lightning or Hydra.
+
+The checkpoint's hyper-parameters are plain dicts (see `lightning_module.GenomicsModule`), so
+`torch.load(weights_only=True)` reads it and never runs pickled code from the file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.kmers import CLS_ID, PAD_ID, KmerTokenizer
+from bigbird_genomics.model.network import GenomicsModel, num_outputs
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, or not written by bigbird-genomics training."""
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, loaded safely (weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass a run's checkpoints/best.ckpt"
+        )
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not hparams or not {"model", "attention", "task", "tokenizer"} <= set(hparams):
+        raise CheckpointError(
+            f"{path} is not a bigbird-genomics training checkpoint (no model/attention/task/"
+            "tokenizer hyper-parameters)"
+        )
+    return checkpoint
+
+
+def output_names(task: dict[str, Any]) -> list[str]:
+    """Column names of `predict_proba`: one per label, or one per class for multiclass."""
+    if task["type"] == "multiclass":
+        return [f"class_{index}" for index in range(int(task["num_classes"]))]
+    return list(task.get("label_names") or ["label"])
+
+
+@dataclass
+class LoadedModel:
+    """A trained model ready to score token arrays (k-mer ids without [CLS])."""
+
+    network: GenomicsModel
+    tokenizer: KmerTokenizer
+    label_names: list[str]
+    task_type: str
+    max_tokens: int
+    block_size: int
+    hparams: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray:
+        """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout."""
+        if self.task_type == "mlm":
+            raise UserError(
+                "a masked-LM checkpoint predicts tokens, not labels; fine-tune it first"
+            )
+        if not tokens:
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        longest = max(len(t) for t in tokens) + 1
+        if longest > self.max_tokens:
+            raise UserError(
+                f"an input has {longest - 1} k-mer tokens but the checkpoint's context holds "
+                f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
+            )
+        width = min(math.ceil(longest / self.block_size) * self.block_size, self.max_tokens)
+        batch = torch.full((len(tokens), width), PAD_ID, dtype=torch.long)
+        batch[:, 0] = CLS_ID
+        for row, example in enumerate(tokens):
+            batch[row, 1 : 1 + len(example)] = torch.as_tensor(np.asarray(example, dtype=np.int64))
+        batch = batch.to(self.device)
+        with torch.inference_mode():
+            logits = self.network(batch, batch != PAD_ID).float()
+        if self.task_type == "multiclass":
+            return logits.softmax(-1).cpu().numpy()
+        return logits.sigmoid().cpu().numpy()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network of a training checkpoint in eval mode on `device`."""
+    checkpoint = read_checkpoint(path, device)
+    hparams = checkpoint["hyper_parameters"]
+    task = hparams["task"]
+    outputs = 0 if task["type"] == "mlm" else num_outputs(
+        task["type"], len(task.get("label_names") or []), task.get("num_classes")
+    )
+    network = GenomicsModel(
+        hparams["model"], hparams["attention"], task["type"], outputs,
+        pooling=task.get("pooling", "cls"),
+    )
+    prefix = "network."
+    state = {
+        key[len(prefix):]: value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(prefix)
+    }
+    network.load_state_dict(state)
+    device = torch.device(device)
+    network.to(device).eval()
+    return LoadedModel(
+        network=network,
+        tokenizer=KmerTokenizer.from_dict(hparams["tokenizer"]),
+        label_names=output_names(task),
+        task_type=task["type"],
+        max_tokens=int(hparams["model"]["max_tokens"]),
+        block_size=int(hparams["attention"]["block_size"]),
+        hparams=hparams,
+        device=device,
+    )
+
+
+def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
+    """Copy a checkpoint's encoder weights into `network` (for `model.init_from`).
+
+    Only the encoder moves: a pretrained masked-LM encoder starts a classifier whose head is
+    new. Returns the number of tensors copied.
+    """
+    checkpoint = read_checkpoint(path)
+    source = checkpoint["hyper_parameters"]
+    target_vocab = network.encoder.config.vocab_size
+    if int(source["model"]["vocab_size"]) != target_vocab:
+        raise CheckpointError(
+            f"model.init_from={path}: its vocabulary has {source['model']['vocab_size']} tokens "
+            f"but this run's tokenizer has {target_vocab}; use the same tokenizer.k/stride"
+        )
+    prefix = "network.encoder."
+    state = {
+        key[len(prefix):]: value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(prefix)
+    }
+    try:
+        network.encoder.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"model.init_from={path}: its encoder shape differs from model=... of this run "
+            f"({error}); choose the same model size"
+        ) from error
+    return len(state)
