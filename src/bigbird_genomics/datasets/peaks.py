@@ -1,0 +1,165 @@
+"""Peak, TSS and blacklist files: BED3+/BED6/narrowPeak, plain or gzip, and peak sample sheets.
+
+Only the columns the builders use are parsed (chrom, start, end, strand), which keeps one
+reader for every BED flavour; header, `track` and `browser` lines are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bigbird_genomics.errors import UserError
+
+
+class PeakFileError(UserError):
+    """A BED/narrowPeak file or a sample sheet that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class BedRow:
+    chrom: str
+    start: int
+    end: int
+    strand: str = "."
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One row of a sample sheet: a label name, its peak file and its group (TF/DHS/histone)."""
+
+    name: str
+    path: Path
+    group: str
+
+
+def _open_text(path: Path):  # noqa: ANN202 - a text stream, plain or gzip
+    if not path.is_file():
+        raise PeakFileError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_bed_rows(path: str | Path) -> Iterator[BedRow]:
+    """Rows of a BED-like file; errors name the file and line and say how to fix them."""
+    path = Path(path)
+    with _open_text(path) as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.rstrip("\n\r").split("\t")
+            if len(fields) < 3:
+                fields = line.split()
+            if len(fields) < 3:
+                raise PeakFileError(
+                    f"{path}: line {number}: expected at least 3 tab-separated columns "
+                    "(chrom, start, end), as in BED or narrowPeak"
+                )
+            try:
+                start, end = int(fields[1]), int(fields[2])
+            except ValueError:
+                raise PeakFileError(
+                    f"{path}: line {number}: start and end must be integers, got "
+                    f"{fields[1]!r} and {fields[2]!r}; is there an unmarked header line?"
+                ) from None
+            if start < 0 or end <= start:
+                raise PeakFileError(
+                    f"{path}: line {number}: interval {start}-{end} is empty or negative; "
+                    "BED intervals are 0-based, half-open, with end > start"
+                )
+            strand = fields[5] if len(fields) > 5 and fields[5] in ("+", "-") else "."
+            yield BedRow(fields[0], start, end, strand)
+
+
+def merged_intervals(path: str | Path) -> dict[str, np.ndarray]:
+    """Per chromosome, sorted non-overlapping `[n, 2]` start/end arrays (peaks merged)."""
+    by_chrom: dict[str, list[tuple[int, int]]] = {}
+    for row in read_bed_rows(path):
+        by_chrom.setdefault(row.chrom, []).append((row.start, row.end))
+    merged: dict[str, np.ndarray] = {}
+    for chrom, rows in by_chrom.items():
+        rows.sort()
+        out: list[list[int]] = []
+        for start, end in rows:
+            if out and start <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        merged[chrom] = np.array(out, dtype=np.int64)
+    return merged
+
+
+def covered_bases(intervals: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Bases of each query [start, end) covered by merged, sorted `intervals` (vectorised).
+
+    Uses the cumulative covered length C(x) of bases < x: covered = C(end) - C(start).
+    """
+    if len(intervals) == 0:
+        return np.zeros(len(starts), dtype=np.int64)
+    lo, hi = intervals[:, 0], intervals[:, 1]
+    before = np.concatenate([[0], np.cumsum(hi - lo)])
+
+    def cumulative(x: np.ndarray) -> np.ndarray:
+        done = np.searchsorted(hi, x, side="right")  # intervals ending at or before x
+        partial = np.where(
+            done < len(lo), np.clip(x - lo[np.minimum(done, len(lo) - 1)], 0, None), 0
+        )
+        return before[done] + partial
+
+    return cumulative(ends) - cumulative(starts)
+
+
+def read_sample_sheet(path: str | Path) -> list[Profile]:
+    """Sample sheet TSV/CSV: columns `profile`, `path` and optional `group`.
+
+    Relative peak paths are read relative to the sheet, so a sheet travels with its files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PeakFileError(f"{path}: no such sample sheet")
+    text = path.read_text(encoding="utf-8")
+    delimiter = "," if path.suffix.lower() == ".csv" else "\t"
+    rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+    columns = set(rows[0]) if rows else set()
+    if not {"profile", "path"} <= columns:
+        raise PeakFileError(
+            f"{path}: line 1: a sample sheet needs columns 'profile' and 'path' (and optionally "
+            f"'group'), {'tab' if delimiter == chr(9) else 'comma'}-separated; "
+            f"found {sorted(columns)}"
+        )
+    profiles: list[Profile] = []
+    for number, row in enumerate(rows, start=2):
+        name, peak_path = (row.get("profile") or "").strip(), (row.get("path") or "").strip()
+        if not name or not peak_path:
+            raise PeakFileError(f"{path}: line {number}: 'profile' and 'path' must not be empty")
+        if any(p.name == name for p in profiles):
+            raise PeakFileError(f"{path}: line {number}: profile {name!r} is listed twice")
+        resolved = Path(peak_path) if Path(peak_path).is_absolute() else path.parent / peak_path
+        if not resolved.is_file():
+            raise PeakFileError(f"{path}: line {number}: peak file {resolved} does not exist")
+        group = (row.get("group") or "").strip() or "unknown"
+        profiles.append(Profile(name, resolved, group))
+    if not profiles:
+        raise PeakFileError(f"{path}: the sample sheet lists no profiles")
+    return profiles
+
+
+def n_runs(sequence: np.ndarray) -> np.ndarray:
+    """`[runs, 2]` start/end of the N (and other non-ACGT) runs of an upper-case sequence.
+
+    Runs are few even on a whole chromosome, so windows' N content is then counted with
+    `covered_bases` instead of a per-base cumulative sum as large as the chromosome.
+    """
+    is_n = np.ones(len(sequence), dtype=np.int8)
+    for base in b"ACGT":
+        is_n[sequence == base] = 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], is_n, [0]]).astype(np.int8)))
+    return edges.reshape(-1, 2).astype(np.int64)
