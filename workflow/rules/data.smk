@@ -25,7 +25,7 @@ rule validate:
     input:
         lambda wildcards: user_input(fasta_of(wildcards.kind, wildcards.dataset)),
     output:
-        summary=f"{RESULTS}/validate/{{kind}}/{{dataset}}.txt",
+        summary=f"{RESULTS}/validate/{{kind}}/{{dataset}}.json",
     params:
         fasta=lambda wildcards: fasta_of(wildcards.kind, wildcards.dataset),
     log:
@@ -38,12 +38,12 @@ rule validate:
     conda:
         "../envs/bigbird.yaml"
     shell:
-        "bigbird-genomics validate {params.fasta:q} > {output.summary} 2> {log}"
+        "bigbird-genomics validate {params.fasta:q} --json {output.summary} > {log} 2>&1"
 
 
 rule tokenize:
     input:
-        summary=f"{RESULTS}/validate/tasks/{{task}}.txt",
+        summary=f"{RESULTS}/validate/tasks/{{task}}.json",
         fasta=lambda wildcards: user_input(TASKS[wildcards.task]["fasta"]),
         labels=lambda wildcards: user_input(TASKS[wildcards.task].get("labels")),
         label_groups=lambda wildcards: user_input(TASKS[wildcards.task].get("label_groups")),

@@ -3,7 +3,7 @@
 
 rule predict:
     input:
-        summary=f"{RESULTS}/validate/predict/{{name}}.txt",
+        summary=f"{RESULTS}/validate/predict/{{name}}.json",
         fasta=lambda wildcards: user_input(PREDICTIONS[wildcards.name]["fasta"]),
         checkpoint=lambda wildcards: f"{run_dir(PREDICTIONS[wildcards.name]['model'])}/checkpoints/best.ckpt",
     output:

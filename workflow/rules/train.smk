@@ -62,6 +62,7 @@ rule evaluate:
             labels={"task": "{task}", "figure": "precision-recall"},
         ),
     params:
+        plots=subpath(output.roc, parent=True),
         split=config["evaluate"]["split"],
         device=COMPUTE["device"],
     log:
@@ -75,4 +76,5 @@ rule evaluate:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics evaluate --checkpoint {input.checkpoint} --data {input.dataset}"
-        " --split {params.split} --device {params.device} --out {output.metrics} > {log} 2>&1"
+        " --split {params.split} --device {params.device} --out {output.metrics}"
+        " --plots {params.plots} > {log} 2>&1"

@@ -1,0 +1,45 @@
+"""`bigbird-genomics report`: collect a run's metrics, predictions and sweep into one summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = (
+    "Write summary.md and summary.html (metrics of training runs and evaluations, prediction "
+    "counts, sweep table) and track.png (prediction track along one long record, known sites "
+    "from a BED marked) into --out-dir."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-dir", required=True, type=Path, help="where the report goes")
+    parser.add_argument("--runs", nargs="*", type=Path, default=[], help="training run dirs")
+    parser.add_argument(
+        "--evaluations", nargs="*", type=Path, default=[], help="metrics.json of `evaluate`"
+    )
+    parser.add_argument("--predictions", nargs="*", type=Path, default=[], help="TSVs of `predict`")
+    parser.add_argument("--track", type=Path, help="bedGraph of `predict --bedgraph` to plot")
+    parser.add_argument("--motifs", type=Path, help="BED of known sites to mark under the track")
+    parser.add_argument("--record", help="record of the bedGraph to plot (default: the longest)")
+    parser.add_argument("--sweep", type=Path, help="table of `sweep-summary`")
+    parser.add_argument("--title", default="bigbird-genomics run report", help="report title")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.report import write_report
+
+    written = write_report(
+        args.out_dir,
+        runs=args.runs,
+        evaluations=args.evaluations,
+        predictions=args.predictions,
+        track=args.track,
+        motifs=args.motifs,
+        record=args.record,
+        sweep=args.sweep,
+        title=args.title,
+    )
+    for name, path in written.items():
+        print(f"{name}\t{path}")
+    return 0
