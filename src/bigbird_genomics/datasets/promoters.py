@@ -190,33 +190,37 @@ def promoters_from_genome(
 ) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, int, int]]]:
     """Strand-aware windows -upstream..+downstream around each TSS (the TSS base included).
 
+    Each BED row is reduced to its TSS base (start on '+', end - 1 on '-') and cut with
+    `intervals.extract_intervals`; windows that would run off a chromosome are dropped.
     Returns (id, sequence) and the (chrom, start, end) of each window, for overlap grouping.
-    TSSs too close to a chromosome end are skipped. The genome is read one record at a time.
     """
-    from bigbird_genomics.datasets.motifs import reverse_complement
-    from bigbird_genomics.datasets.peaks import read_bed_rows
-    from bigbird_genomics.fasta import read_fasta
+    from bigbird_genomics.datasets.motifs import to_array
+    from bigbird_genomics.intervals import Interval, extract_intervals, read_bed
 
-    by_chrom: dict[str, list[tuple[int, str]]] = {}
-    for row in read_bed_rows(tss_bed):
+    tss_sites = []
+    for row in read_bed(tss_bed):
         position = row.end - 1 if row.strand == "-" else row.start
-        by_chrom.setdefault(row.chrom, []).append((position, row.strand))
+        tss_sites.append(
+            Interval(row.chrom, position, position + 1, row.name, row.strand, None, row.line)
+        )
     sequences: list[tuple[str, np.ndarray]] = []
     coordinates: list[tuple[str, int, int]] = []
-    for record in read_fasta(genome):
-        for position, strand in by_chrom.get(record.id, []):
-            if strand == "-":
-                start, end = position - downstream, position + upstream + 1
-            else:
-                start, end = position - upstream, position + downstream + 1
-            if start < 0 or end > len(record.sequence):
-                continue
-            window = record.sequence[start:end]
-            window = reverse_complement(window) if strand == "-" else window.copy()
-            sequences.append(
-                (f"{record.id}:{start}-{end}({'-' if strand == '-' else '+'})", window)
-            )
-            coordinates.append((record.id, start, end))
+    seen_ids: set[str] = set()
+    for window in extract_intervals(
+        genome,
+        tss_sites,
+        upstream_bp=upstream,
+        downstream_bp=downstream,
+        off_chrom="drop",
+        bed_path=tss_bed,
+    ):
+        record_id, copy = window.id, 1
+        while record_id in seen_ids:  # two TSS rows with one name: ids must stay unique
+            copy += 1
+            record_id = f"{window.id}_{copy}"
+        seen_ids.add(record_id)
+        sequences.append((record_id, to_array(window.sequence.upper())))
+        coordinates.append((window.chrom, window.start, window.end))
     return sequences, coordinates
 
 
