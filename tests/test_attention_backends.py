@@ -1,0 +1,236 @@
+"""Every backend against the executable specification: SDPA with the equivalent boolean mask."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bigbird_genomics.attention import (
+    SparsityConfig,
+    bigbird_attention,
+    dense_mask,
+    resolve_backend,
+)
+
+ATOL = 1e-5
+BATCH, HEADS, HEAD_DIM = 2, 2, 8
+
+
+def make_inputs(num_tokens: int, seed: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (BATCH, HEADS, num_tokens, HEAD_DIM)
+    q, k, v, weights = (torch.randn(shape, generator=generator) for _ in range(4))
+    return q, k, v, weights
+
+
+def padding_mask(num_tokens: int, kind: str) -> torch.Tensor | None:
+    """Right padding of different lengths per batch element (real tokens come first)."""
+    if kind == "none":
+        return None
+    mask = torch.ones(BATCH, num_tokens, dtype=torch.bool)
+    mask[1, max(1, num_tokens // 3) :] = False
+    if kind == "both":
+        mask[0, num_tokens - 1 :] = False
+    return mask
+
+
+def oracle(q, k, v, config, key_padding_mask, layer_index=0, step=None) -> torch.Tensor:  # noqa: ANN001
+    """Plain SDPA with dense_mask & key padding; padded query rows zeroed."""
+    mask = dense_mask(
+        q.shape[2], config, layer_index=layer_index, step=step, num_heads=q.shape[1]
+    ).unsqueeze(0)
+    if key_padding_mask is not None:
+        mask = mask & key_padding_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if key_padding_mask is not None:
+        out = out.masked_fill(~key_padding_mask[:, None, :, None], 0.0)
+    return out
+
+
+def outputs_and_grads(function, q, k, v, weights) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    q, k, v = (x.clone().requires_grad_(True) for x in (q, k, v))
+    out = function(q, k, v)
+    (out * weights).sum().backward()
+    return out.detach(), q.grad, k.grad, v.grad
+
+
+CASES = [
+    # (tokens, block_size, padding, seed, random_per_head)
+    (256, 32, "none", 0, False),
+    (300, 32, "right", 1, False),  # not a multiple of the block size
+    (37, 16, "both", 2, True),  # shorter than a few blocks: random blocks run out
+    (40, 16, "none", 3, False),  # 3 blocks: all window/global
+    (5, 16, "right", 4, False),  # a single, mostly padded block
+    (200, 8, "both", 5, True),  # many blocks, per-head random blocks
+    (129, 64, "right", 6, False),
+]
+
+
+@pytest.mark.parametrize("backend", ["dense", "block"])
+@pytest.mark.parametrize(("num_tokens", "block_size", "padding", "seed", "per_head"), CASES)
+def test_backend_matches_masked_sdpa_outputs_and_gradients(
+    backend: str, num_tokens: int, block_size: int, padding: str, seed: int, per_head: bool
+) -> None:
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend=backend
+    )
+    q, k, v, weights = make_inputs(num_tokens, seed)
+    key_padding_mask = padding_mask(num_tokens, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(
+            q, k, v, config, layer_index=1, key_padding_mask=key_padding_mask
+        ),
+        q,
+        k,
+        v,
+        weights,
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask, layer_index=1),
+        q,
+        k,
+        v,
+        weights,
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
+    "config_kwargs",
+    [
+        {"num_window_blocks": 5, "num_global_blocks": 3, "num_random_blocks": 1},
+        {"num_window_blocks": 1, "num_global_blocks": 0, "num_random_blocks": 2},
+        {"num_window_blocks": 3, "num_global_blocks": 1, "num_random_blocks": 0},
+    ],
+)
+def test_block_matches_for_other_patterns(config_kwargs: dict) -> None:
+    config = SparsityConfig(block_size=16, backend="block", **config_kwargs)
+    q, k, v, weights = make_inputs(170, 9)
+    key_padding_mask = padding_mask(170, "right")
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q,
+        k,
+        v,
+        weights,
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for got_tensor, want_tensor in zip(got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "block_size", "padding", "seed", "per_head"),
+    [CASES[1], CASES[2], CASES[5]],  # each new shape costs ~2 s of FlexAttention tracing
+)
+def test_flex_forward_matches_on_cpu(
+    num_tokens: int, block_size: int, padding: str, seed: int, per_head: bool
+) -> None:
+    """Eager FlexAttention (no CPU backward exists in torch); CUDA runs the compiled kernel."""
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend="flex"
+    )
+    q, k, v, _ = make_inputs(num_tokens, seed)
+    key_padding_mask = padding_mask(num_tokens, padding)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "called without torch.compile()": intended here
+        got = bigbird_attention(q, k, v, config, layer_index=1, key_padding_mask=key_padding_mask)
+    want = oracle(q, k, v, config, key_padding_mask, layer_index=1)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_flex_forward_on_cpu() -> None:
+    """torch.compile'd FlexAttention forward on CPU (compiling takes ~30 s here)."""
+    from bigbird_genomics.attention.flex import flex_bigbird_attention
+
+    config = SparsityConfig(block_size=16, seed=1)
+    q, k, v, _ = make_inputs(100, 1)
+    key_padding_mask = padding_mask(100, "right")
+    got = flex_bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask, compiled=True)
+    torch.testing.assert_close(got, oracle(q, k, v, config, key_padding_mask), atol=ATOL, rtol=1e-4)
+
+
+def test_flex_refuses_cpu_backward_with_a_clear_message() -> None:
+    q, k, v, _ = make_inputs(64, 0)
+    q.requires_grad_(True)
+    with pytest.raises(ValueError, match="attention.backend='flex' has no backward pass on CPU"):
+        bigbird_attention(q, k, v, SparsityConfig(block_size=16, backend="flex"))
+
+
+@pytest.mark.parametrize("padding", ["none", "right"])
+def test_full_backend_is_ordinary_attention(padding: str) -> None:
+    q, k, v, weights = make_inputs(50, 3)
+    key_padding_mask = padding_mask(50, padding)
+    config = SparsityConfig(block_size=16, backend="full")
+    got = bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask)
+    mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if key_padding_mask is not None:
+        want = want.masked_fill(~key_padding_mask[:, None, :, None], 0.0)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)
+    # The sparse pattern really is sparse: at 50 tokens/16 it differs from full attention.
+    sparse = bigbird_attention(q, k, v, dataclasses.replace(config, backend="dense", block_size=4))
+    assert not torch.allclose(sparse, F.scaled_dot_product_attention(q, k, v), atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["dense", "block", "full"])
+def test_rows_without_keys_are_zero_and_gradients_finite(backend: str) -> None:
+    """Left padding and an all-padding batch element: zeros, never NaN (also in gradients)."""
+    q, k, v, weights = make_inputs(96, 4)
+    key_padding_mask = torch.zeros(BATCH, 96, dtype=torch.bool)
+    key_padding_mask[0, 60:] = True  # left-padded: early blocks see no real key at all
+    config = SparsityConfig(block_size=16, num_random_blocks=0, backend=backend)
+    out, dq, dk, dv = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q,
+        k,
+        v,
+        weights,
+    )
+    assert all(torch.isfinite(t).all() for t in (out, dq, dk, dv))
+    assert (out[1] == 0).all()  # batch element without any real token
+    assert (out[0, :, :60] == 0).all()
+    assert (out[0, :, 60:] != 0).any()
+
+
+def test_eval_is_deterministic_and_step_redraws() -> None:
+    config = SparsityConfig(block_size=8, backend="block", seed=1)
+    q, k, v, _ = make_inputs(256, 5)
+    fixed = bigbird_attention(q, k, v, config, layer_index=3)
+    assert torch.equal(fixed, bigbird_attention(q, k, v, config, layer_index=3))
+    redrawn = bigbird_attention(q, k, v, config, layer_index=3, step=10)
+    assert not torch.allclose(fixed, redrawn)
+    torch.testing.assert_close(
+        redrawn, oracle(q, k, v, config, None, layer_index=3, step=10), atol=ATOL, rtol=1e-4
+    )
+
+
+def test_auto_picks_block_on_cpu_and_dense_for_tiny_inputs() -> None:
+    config = SparsityConfig(block_size=16)
+    assert resolve_backend(config, torch.zeros(1, 1, 1024, 8)) == "block"
+    assert resolve_backend(config, torch.zeros(1, 1, 20, 8)) == "dense"
+    assert resolve_backend(dataclasses.replace(config, backend="flex"), torch.zeros(1)) == "flex"
+    q, k, v, _ = make_inputs(300, 2)
+    torch.testing.assert_close(
+        bigbird_attention(q, k, v, config), oracle(q, k, v, config, None), atol=ATOL, rtol=1e-4
+    )
+
+
+def test_bad_inputs_are_rejected() -> None:
+    q, k, v, _ = make_inputs(32, 0)
+    with pytest.raises(ValueError, match="attention.num_window_blocks must be odd"):
+        bigbird_attention(q, k, v, SparsityConfig(num_window_blocks=2))
+    with pytest.raises(ValueError, match=r"key_padding_mask must have shape \[batch, tokens\]"):
+        bigbird_attention(q, k, v, SparsityConfig(), key_padding_mask=torch.ones(2, 31).bool())
+    with pytest.raises(ValueError, match="key_padding_mask must be bool"):
+        bigbird_attention(q, k, v, SparsityConfig(), key_padding_mask=torch.ones(2, 32))
+    with pytest.raises(ValueError, match="q, k, v must all be"):
+        bigbird_attention(q, k[:, :, :16], v, SparsityConfig())
