@@ -143,13 +143,15 @@ class _FastaReader:
     def __iter__(self) -> Iterator[FastaRecord]:
         carry = b""
         at_line_start = True
-        first = True
+        first, blank_lines = True, 0
         with open_binary(self.path) as handle:
             while True:
                 block = self._read(handle)
-                if first:
-                    self._check_start(block)
+                if first and (block.strip() or not block):  # skip leading blank blocks
+                    self._check_start(block, blank_lines)
                     first = False
+                elif first:
+                    blank_lines += block.count(b"\n")
                 data = carry + block if carry else block
                 eof = not block
                 if not data:
@@ -173,7 +175,7 @@ class _FastaReader:
                 "it again (`gzip -t` checks a file)"
             ) from None
 
-    def _check_start(self, block: bytes) -> None:
+    def _check_start(self, block: bytes, blank_lines: int) -> None:
         """Recognise the usual wrong inputs by their first bytes, before parsing."""
         if not block.strip():
             raise FastaFormatError(f"{self.path}: is empty; expected FASTA ('>id' header lines)")
@@ -183,23 +185,25 @@ class _FastaReader:
                 "pass a .fa/.fasta/.fna file, optionally gzip-compressed"
             )
         skipped = len(block) - len(block.lstrip())
-        line = block[:skipped].count(b"\n") + 1
+        line = blank_lines + block[:skipped].count(b"\n") + 1
         head = block.lstrip()[:80]
         if head.startswith(b">"):
             return
         if head.startswith(b"@"):
-            kind = "FASTQ (starts with '@'); convert it with `seqtk seq -a in.fq > out.fa`"
+            kind = (
+                "looks like FASTQ (starts with '@'); convert it with `seqtk seq -a in.fq > out.fa`"
+            )
         elif head.startswith(b"LOCUS"):
             kind = (
-                "GenBank (starts with 'LOCUS'); convert it with Biopython: "
+                "looks like GenBank (starts with 'LOCUS'); convert it with Biopython: "
                 "`SeqIO.convert(in, 'genbank', out, 'fasta')`"
             )
         elif head.startswith(b"ID   "):
-            kind = "EMBL (starts with 'ID'); convert it to FASTA first"
+            kind = "looks like EMBL (starts with 'ID'); convert it to FASTA first"
         else:
             shown = head.split(b"\n")[0][:40].decode("utf-8", "replace")
-            kind = f"not FASTA: line {line} is {shown!r}, but FASTA starts with a '>id' header"
-        raise FastaFormatError(f"{self.path}: line {line}: looks like {kind}")
+            kind = f"starts with {shown!r}; this is not FASTA, which starts with a '>id' line"
+        raise FastaFormatError(f"{self.path}: line {line}: {kind}")
 
     def _parse(
         self, data: bytes, at_line_start: bool, eof: bool
@@ -221,12 +225,7 @@ class _FastaReader:
                 continue
             stop = _next_header(data, pos)
             segment = data if (pos == 0 and stop == size) else data[pos:stop]
-            if self.header is None:
-                if segment.strip():
-                    raise FastaFormatError(
-                        f"{self.path}: line {self.lines_done + 1}: sequence before the first "
-                        "'>' header; every record must start with a '>id' line"
-                    )
+            if self.header is None:  # blank lines before the first header (_check_start)
                 self.lines_done += segment.count(b"\n")
             else:
                 bases, newlines = _strip_whitespace(segment)

@@ -1,0 +1,102 @@
+"""CLI smoke tests for validate, extract and tokenize, through `cli.main`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bigbird_genomics import cli
+from bigbird_genomics.tokenized import TokenizedDataset
+
+
+@pytest.fixture
+def small_fasta(tmp_path: Path) -> Path:
+    path = tmp_path / "in.fa"
+    path.write_text(">a label=1\nACGTRYacgtACGTACGT\n>b label=0\nTTTTGGGGCCCCAAAANN\n")
+    return path
+
+
+def test_validate_prints_summary_and_json(tmp_path, small_fasta, capsys):
+    out = tmp_path / "summary.json"
+    assert cli.main(["validate", str(small_fasta), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "records\tbases" in printed and f"{small_fasta}\t2\t36\t18\t18\t4\t2\t4" in printed
+    summary = json.loads(out.read_text())["files"][0]
+    assert (summary["n_bases"], summary["ambiguous_to_n"], summary["soft_masked"]) == (4, 2, 4)
+
+
+def test_validate_error_exits_2_with_location(tmp_path, capsys):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nACGT\n>a\nAC\n")
+    assert cli.main(["validate", str(bad)]) == 2
+    assert "line 3: duplicate record id 'a'" in capsys.readouterr().err
+
+
+def test_validate_ambiguity_error_policy(small_fasta, capsys):
+    assert cli.main(["validate", str(small_fasta), "--ambiguity", "error"]) == 2
+    assert "character 'R'" in capsys.readouterr().err
+
+
+def test_extract_writes_strand_aware_windows(tmp_path, capsys):
+    genome = tmp_path / "genome.fa"
+    genome.write_text(">chr1\nAAAACCCCGGGGTTTTACGT\n")
+    bed = tmp_path / "a.bed"
+    bed.write_text("chr1\t4\t6\tp\t0\t+\nchr1\t4\t6\tm\t0\t-\nchr1\t18\t20\tend\t0\t+\n")
+    out = tmp_path / "windows.fa"
+    argv = ["extract", "--genome", str(genome), "--bed", str(bed), "--out", str(out)]
+    assert (
+        cli.main([*argv, "--upstream-bp", "3", "--downstream-bp", "1", "--off-chrom", "drop"]) == 0
+    )
+    assert out.read_text() == (
+        ">p region=chr1:1-7 strand=+\nAAACCC\n>m region=chr1:3-9 strand=-\nCGGGGT\n"
+    )
+    assert "dropped 1" in capsys.readouterr().out
+
+
+def test_extract_refuses_duplicate_names(tmp_path, capsys):
+    genome = tmp_path / "genome.fa"
+    genome.write_text(">chr1\nAAAACCCCGG\n")
+    bed = tmp_path / "a.bed"
+    bed.write_text("chr1\t0\t2\tx\nchr1\t2\t4\tx\n")
+    argv = ["extract", "--genome", str(genome), "--bed", str(bed), "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    assert "line 2: name 'x' also on line 1" in capsys.readouterr().err
+
+
+def test_tokenize_builds_a_data_set(tmp_path, small_fasta, capsys):
+    out = tmp_path / "ds"
+    argv = ["tokenize", "--fasta", str(small_fasta), "--out", str(out), "--k", "3"]
+    assert cli.main([*argv, "--max-tokens", "8", "--overlap-bp", "2"]) == 0
+    data = TokenizedDataset(out)
+    assert data.meta["k"] == 3 and data.meta["max_tokens"] == 8 and len(data) == 4
+    assert "4 examples from 2 records" in capsys.readouterr().out
+
+
+def test_tokenize_bad_overlap_is_a_user_error(tmp_path, small_fasta, capsys):
+    argv = ["tokenize", "--fasta", str(small_fasta), "--out", str(tmp_path / "ds"), "--k", "3"]
+    assert cli.main([*argv, "--max-tokens", "4", "--overlap-bp", "100"]) == 2
+    assert "overlap 100 bp" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_validate_real_genome_and_promoters(shared_data, capsys):
+    genome = shared_data / "genomes" / "ecoli_k12_mg1655.fa.gz"
+    promoters = shared_data / "promoters" / "human_tata_epdnew.fa"
+    assert cli.main(["validate", str(genome), str(promoters)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{genome}\t1\t4639675\t" in printed
+    assert f"{promoters}\t2929\t878700\t300\t300\t" in printed
+
+
+@pytest.mark.shared_data
+def test_tokenize_real_chipseq_peaks(shared_data, tmp_path):
+    peaks = shared_data / "tf_chipseq" / "oct4_peaks_mm10.fa"
+    out = tmp_path / "ds"
+    assert (
+        cli.main(["tokenize", "--fasta", str(peaks), "--out", str(out), "--max-tokens", "195"]) == 0
+    )
+    data = TokenizedDataset(out)
+    assert len(data) == 3897 and set(data.lengths.tolist()) == {195}
+    assert data.record(0)[0] == "chr1:15710957-15711157"
