@@ -1,0 +1,374 @@
+"""Honest accuracy on real data: the project's own CLI against k-mer logistic regressions.
+
+Builds the data sets with `bigbird-genomics build-promoters` / `build-chromatin`, tokenizes
+them, trains with `bigbird-genomics-train` (model=small by default), scores with
+`bigbird-genomics evaluate`, and fits two baselines on the same train/test split:
+a k-mer (default 4-mer) frequency logistic regression, and one on mono+dinucleotide
+frequencies only, which measures how much a negative recipe leaks through composition.
+
+    python -m benchmarks.accuracy --out results/bench/accuracy --seeds 0 1 2 --max-minutes 30
+    python -m benchmarks.accuracy --out /tmp/acc --baseline-only      # ~2 min, no training
+
+Prints a table and writes accuracy.json (every number) and accuracy.md (the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BIGBIRD_GENOMICS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    build: list[str]  # bigbird-genomics arguments after the command name, {out} = data folder
+    fasta: str  # the labelled FASTA the build writes, relative to the data folder
+    max_tokens: int
+
+
+TASKS = {
+    "tata_deepromoter": Task(
+        "tata_deepromoter",
+        [
+            "build-promoters",
+            "--positives",
+            str(SHARED / "promoters/human_tata_epdnew.fa"),
+            "--negatives",
+            "deepromoter",
+            "--out",
+            "{out}/data.fa",
+        ],
+        "data.fa",
+        295,
+    ),
+    "tata_dinucleotide": Task(
+        "tata_dinucleotide",
+        [
+            "build-promoters",
+            "--positives",
+            str(SHARED / "promoters/human_tata_epdnew.fa"),
+            "--negatives",
+            "dinucleotide",
+            "--out",
+            "{out}/data.fa",
+        ],
+        "data.fa",
+        295,
+    ),
+    "oct4_vs_mafk": Task(
+        "oct4_vs_mafk",
+        [
+            "build-chromatin",
+            "--positive-fasta",
+            str(SHARED / "tf_chipseq/oct4_peaks_mm10.fa"),
+            "--negative-fasta",
+            str(SHARED / "tf_chipseq/mafk_peaks_mm10.fa"),
+            "--out",
+            "{out}",
+        ],
+        "chromatin.fa",
+        195,
+    ),
+}
+
+
+# --------------------------------------------------------------------------- CLI calls
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "bigbird_genomics.cli"]
+
+
+def _train_cli() -> list[str]:
+    script = Path(sys.executable).parent / "bigbird-genomics-train"
+    return (
+        [str(script)]
+        if script.exists()
+        else [shutil.which("bigbird-genomics-train") or "bigbird-genomics-train"]
+    )
+
+
+def _run(command: list[str], log: Path, threads: int) -> float:
+    """Run a command, its output into `log`; returns seconds; raises with the log's tail."""
+    env = dict(
+        os.environ,
+        WANDB_MODE="disabled",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as stream:
+        stream.write(" ".join(command) + "\n")
+        stream.flush()
+        done = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    if done.returncode != 0:
+        tail = log.read_text()[-2000:]
+        raise RuntimeError(f"command failed ({done.returncode}): {' '.join(command)}\n{tail}")
+    return time.perf_counter() - start
+
+
+def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
+    """Build and tokenize once; later calls reuse the folders."""
+    data = out / "data" / task.name
+    fasta, tokenized = data / task.fasta, data / "tokenized"
+    if not fasta.exists():
+        _run(
+            _cli() + [a.replace("{out}", str(data)) for a in task.build],
+            data / "build.log",
+            threads,
+        )
+    if not tokenized.exists():
+        _run(
+            _cli()
+            + [
+                "tokenize",
+                "--fasta",
+                str(fasta),
+                "--max-tokens",
+                str(task.max_tokens),
+                "--out",
+                str(tokenized),
+            ],
+            data / "tokenize.log",
+            threads,
+        )
+    return fasta, tokenized
+
+
+def train_and_evaluate(
+    task: Task, tokenized: Path, run_dir: Path, seed: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """One training run with the project's CLI, scored on the test split by `evaluate`."""
+    minutes = int(args.max_minutes)
+    overrides = [
+        "task=promoter",
+        f"task.name={task.name}",
+        f"model={args.model}",
+        f"data.dataset={tokenized}",
+        f"seed={seed}",
+        "logger=csv",
+        f"trainer.max_epochs={args.max_epochs}",
+        f"+trainer.max_time=00:{minutes // 60:02d}:{minutes % 60:02d}:00",
+        f"hydra.run.dir={run_dir}",
+        *args.override,
+    ]
+    seconds = _run(
+        _train_cli() + overrides, run_dir.parent / f"{run_dir.name}.train.log", args.threads
+    )
+    metrics_path = run_dir / "evaluate_test.json"
+    _run(
+        _cli()
+        + [
+            "evaluate",
+            "--checkpoint",
+            str(run_dir / "checkpoints" / "best.ckpt"),
+            "--data",
+            str(tokenized),
+            "--split",
+            "test",
+            "--out",
+            str(metrics_path),
+        ],
+        run_dir.parent / f"{run_dir.name}.evaluate.log",
+        args.threads,
+    )
+    metrics = json.loads(metrics_path.read_text())
+    flat = metrics.get("test", metrics)
+    return {
+        "accuracy": flat["accuracy"],
+        "f1": flat["f1"],
+        "auroc": flat["auroc"],
+        "train_minutes": seconds / 60,
+    }
+
+
+# --------------------------------------------------------------------------- baselines
+def read_labelled(fasta: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Sequences, labels and split names of a labelled FASTA (`label=`, `split=` headers)."""
+    from bigbird_genomics.fasta import read_fasta
+    from bigbird_genomics.labels import header_fields
+
+    sequences, labels, splits = [], [], []
+    for record in read_fasta(fasta):
+        fields = header_fields(record.description)
+        sequences.append(record.sequence)
+        labels.append(int(fields["label"]))
+        splits.append(fields["split"])
+    return sequences, np.array(labels), np.array(splits)
+
+
+def kmer_frequencies(sequences: list[np.ndarray], k: int) -> np.ndarray:
+    """`[n, 4**k]` frequencies of the k-mers (ACGT only) of each sequence."""
+    from bigbird_genomics.datasets.motifs import BASE_INDEX
+
+    features = np.zeros((len(sequences), 4**k))
+    weights = 4 ** np.arange(k - 1, -1, -1)
+    for row, sequence in enumerate(sequences):
+        codes = BASE_INDEX[sequence]
+        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+        windows = windows[(windows < 4).all(axis=1)]
+        counts = np.bincount(windows @ weights, minlength=4**k)
+        features[row] = counts / max(counts.sum(), 1)
+    return features
+
+
+def composition_features(sequences: list[np.ndarray]) -> np.ndarray:
+    return np.hstack([kmer_frequencies(sequences, 1), kmer_frequencies(sequences, 2)])
+
+
+def logistic_regression(
+    train_x: np.ndarray, train_y: np.ndarray, l2: float = 1.0
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """L2-regularised logistic regression on standardised features (scipy L-BFGS).
+
+    Written with scipy because scikit-learn is not a project dependency; the objective is
+    sklearn's LogisticRegression(C=1/l2) on the same standardisation.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-9
+    x = (train_x - mean) / std
+    signs = 2.0 * train_y - 1.0
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:-1], params[-1]
+        margin = signs * (x @ w + b)
+        loss = np.sum(np.logaddexp(0.0, -margin)) + 0.5 * l2 * w @ w
+        grad_margin = -signs * expit(-margin)
+        return float(loss), np.append(x.T @ grad_margin + l2 * w, grad_margin.sum())
+
+    result = minimize(objective, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return result.x[:-1], float(result.x[-1]), mean, std
+
+
+def baseline_metrics(
+    features: np.ndarray, labels: np.ndarray, splits: np.ndarray
+) -> dict[str, float]:
+    """Fit on train, score on test with the project's own metric functions."""
+    import torch
+
+    from bigbird_genomics.metrics import binary_metrics
+
+    train, test = splits == "train", splits == "test"
+    w, b, mean, std = logistic_regression(features[train], labels[train])
+    logits = ((features[test] - mean) / std) @ w + b
+    probs = torch.sigmoid(torch.as_tensor(logits))
+    metrics = binary_metrics(probs, torch.as_tensor(labels[test]))
+    return {key: metrics[key] for key in ("accuracy", "f1", "auroc")}
+
+
+# --------------------------------------------------------------------------- report
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def render_table(results: dict[str, dict], kmer: int = 4) -> str:
+    columns = [
+        "task",
+        "test n",
+        f"{kmer}-mer LR acc / F1 / AUROC",
+        "mono+di LR AUROC",
+        "BigBird acc",
+        "BigBird F1",
+        "BigBird AUROC",
+        "seeds",
+        "train min",
+    ]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name, entry in results.items():
+        lr, comp, runs = entry["kmer_lr"], entry["composition_lr"], entry.get("bigbird", [])
+        column = {
+            key: [run[key] for run in runs] for key in ("accuracy", "f1", "auroc", "train_minutes")
+        }
+        cells = [
+            name,
+            str(entry["test_records"]),
+            f"{lr['accuracy']:.3f} / {lr['f1']:.3f} / {lr['auroc']:.3f}",
+            f"{comp['auroc']:.3f}",
+            _mean_sd(column["accuracy"]),
+            _mean_sd(column["f1"]),
+            _mean_sd(column["auroc"]),
+            str(len(runs)),
+            _mean_sd(column["train_minutes"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--model", default="small", help="conf/model/<name>.yaml")
+    parser.add_argument(
+        "--max-minutes", type=float, default=30.0, help="training time limit per run"
+    )
+    parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--kmer", type=int, default=4, help="k of the k-mer LR baseline")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per training run")
+    parser.add_argument("--baseline-only", action="store_true", help="skip BigBird training")
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="extra bigbird-genomics-train overrides"
+    )
+    args = parser.parse_args(argv)
+    if not SHARED.is_dir():
+        print(
+            f"real data not found at {SHARED} (set BIGBIRD_GENOMICS_SHARED_DATA)", file=sys.stderr
+        )
+        return 2
+    results: dict[str, dict] = {}
+    for name in args.tasks:
+        task = TASKS[name]
+        fasta, tokenized = prepare(task, args.out, args.threads)
+        sequences, labels, splits = read_labelled(fasta)
+        entry = {
+            "test_records": int((splits == "test").sum()),
+            "kmer_lr": baseline_metrics(kmer_frequencies(sequences, args.kmer), labels, splits),
+            "composition_lr": baseline_metrics(composition_features(sequences), labels, splits),
+            "bigbird": [],
+        }
+        results[name] = entry
+        if not args.baseline_only:
+            for seed in args.seeds:
+                run_dir = args.out / "runs" / name / f"seed{seed}"
+                entry["bigbird"].append(
+                    {"seed": seed, **train_and_evaluate(task, tokenized, run_dir, seed, args)}
+                )
+        print(f"{name}: done", file=sys.stderr)
+    table = render_table(results, args.kmer)
+    print(table)
+    settings = {
+        key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+    }
+    payload = {"settings": settings, "results": results}
+    from bigbird_genomics.datasets.io import atomic_open
+
+    with atomic_open(args.out / "accuracy.json") as stream:
+        json.dump(payload, stream, indent=2)
+    with atomic_open(args.out / "accuracy.md") as stream:
+        stream.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
