@@ -1,0 +1,277 @@
+"""The Snakemake workflow (lint, dry run, config errors, ingestion errors, the demo end to end)
+and the report it ends with. Workflow runs happen in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bigbird_genomics.report import (
+    Site,
+    Track,
+    read_sites,
+    read_track,
+    site_enrichment,
+    write_report,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "conf")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the workflow part of the repository (the package itself is installed)."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            shutil.copy2(source, tmp_path / name)
+    return tmp_path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="offline", BIGBIRD_GENOMICS_CONF=str(workdir / "conf"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [*SNAKEMAKE, *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_config(workdir: Path, change) -> Path:
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    change(config)
+    path = workdir / "config" / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# --- the workflow -----------------------------------------------------------------------------
+
+
+def test_dry_run_answers_in_seconds_with_the_whole_demo_dag(workdir: Path) -> None:
+    started = time.perf_counter()
+    result = snakemake(workdir, "-n", "--cores", "1")
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 30, f"dry run took {elapsed:.1f} s"
+    out = result.stdout + result.stderr
+    for rule in (
+        "demo_data",
+        "validate",
+        "tokenize",
+        "train",
+        "evaluate",
+        "predict",
+        "train_sweep",
+        "sweep_summary",
+        "report",
+    ):
+        assert f"rule {rule}:" in out, f"rule {rule} missing from the demo DAG"
+
+
+def test_lint_is_clean(workdir: Path) -> None:
+    result = snakemake(workdir, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_config_cross_references_are_checked(workdir: Path) -> None:
+    def break_reference(config: dict) -> None:
+        config["predict"]["chromosome"]["model"] = "enhancer"
+
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, break_reference)))
+    assert result.returncode != 0
+    assert "predict.chromosome.model is 'enhancer'" in result.stdout + result.stderr
+
+
+def test_schema_rejects_unknown_keys(workdir: Path) -> None:
+    def typo(config: dict) -> None:
+        config["tasks"]["promoter"]["fastq"] = "reads.fq"
+
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, typo)))
+    assert result.returncode != 0
+    assert "fastq" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_missing_or_malformed_input_fails_in_validate_with_ingestion_message(workdir: Path) -> None:
+    (workdir / "bad.fa").write_text(">rec1\nACGT\nACGT\n>rec2\nACGT!!\n")
+
+    def point_at_user_files(config: dict) -> None:
+        config["tasks"]["promoter"]["fasta"] = "missing.fa"
+        config["tasks"]["chromatin"]["fasta"] = "bad.fa"
+
+    configfile = write_config(workdir, point_at_user_files)
+    result = snakemake(
+        workdir,
+        "--cores",
+        "1",
+        "--keep-going",
+        "--configfile",
+        str(configfile),
+        "results/datasets/promoter",
+        "results/datasets/chromatin",
+    )
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "Error in rule validate" in out and "Error in rule tokenize" not in out
+    assert "MissingInputException" not in out  # our message, not Snakemake's generic one
+    missing = (workdir / "results/logs/validate/tasks/promoter.log").read_text()
+    assert "missing.fa" in missing and "no such file" in missing
+    malformed = (workdir / "results/logs/validate/tasks/chromatin.log").read_text()
+    assert "bad.fa" in malformed and "line 5" in malformed
+    assert not (workdir / "results/demo").exists()  # user data: the demo is never generated
+
+
+@pytest.mark.slow
+def test_demo_workflow_end_to_end(workdir: Path) -> None:
+    started = time.perf_counter()
+    result = snakemake(workdir, "--cores", "2", timeout=1500)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    results = workdir / "results"
+    for path in (
+        "report/summary.html",
+        "report/summary.md",
+        "report/track.png",
+        "sweep/summary.tsv",
+        "sweep/summary.png",
+        "runs/promoter/plots/loss.png",
+        "runs/chromatin/plots/attention_layout.png",
+        "evaluate/chromatin/roc.png",
+        "predict/chromosome.bedGraph",
+    ):
+        assert (results / path).is_file(), path
+    evaluation = json.loads((results / "evaluate/promoter/metrics.json").read_text())
+    assert evaluation["test"]["num_examples"] > 0
+    heldout = (results / "predict/heldout_promoter.tsv").read_text().splitlines()
+    assert len(heldout) == 1 + 200 and heldout[0].startswith("id\tlength\tnum_windows")
+    chromosome = (results / "predict/chromosome.tsv").read_text().splitlines()
+    assert chromosome[1].split("\t")[0] == "chrDemo" and int(chromosome[1].split("\t")[2]) > 100
+    summary = (results / "report/summary.md").read_text()
+    assert "Prediction track along chrDemo" in summary and "Sparsity sweep" in summary
+    # Everything is tracked: nothing left to do, and the Snakemake report builds.
+    again = snakemake(workdir, "-n", "--cores", "1")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    built = snakemake(workdir, "--report", "report.html", timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert (workdir / "report.html").stat().st_size > 10_000
+    print(f"demo workflow on 2 cores: {elapsed:.0f} s")
+
+
+# --- the report command -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def scan(tmp_path: Path) -> tuple[Path, Path]:
+    """A two-record bedGraph (two label tracks) and a BED of known sites on the longer one."""
+    lines = ['track type=bedGraph name="promoter"']
+    lines += [
+        f"chrL\t{s}\t{s + 100}\t{0.9 if s in (300, 700) else 0.1}" for s in range(0, 1000, 100)
+    ]
+    lines += ["chrS\t0\t50\t0.7", 'track type=bedGraph name="other"']
+    lines += [f"chrL\t{s}\t{s + 100}\t0.2" for s in range(0, 1000, 100)]
+    lines += ["chrS\t0\t50\t0.3"]
+    bedgraph = tmp_path / "scan.bedGraph"
+    bedgraph.write_text("\n".join(lines) + "\n")
+    bed = tmp_path / "sites.bed"
+    bed.write_text(
+        "chrL\t320\t360\tsite_a\t0\t+\nchrL\t550\t580\tsite_b\t0\t-\nchrS\t1\t9\tx\t0\t+\n"
+    )
+    return bedgraph, bed
+
+
+def test_read_track_picks_the_longest_record(scan: tuple[Path, Path]) -> None:
+    track = read_track(scan[0])
+    assert track.record_id == "chrL" and track.length == 1000
+    assert list(track.values) == ["promoter", "other"]
+    assert track.values["promoter"][3] == pytest.approx(0.9)
+    assert read_track(scan[0], record="chrS").length == 50
+
+
+def test_site_enrichment_counts_found_sites(scan: tuple[Path, Path]) -> None:
+    track = read_track(scan[0])
+    sites = read_sites(scan[1], "chrL")
+    assert [site.name for site in sites] == ["site_a", "site_b"]
+    stats = site_enrichment(track, sites, "promoter")
+    assert stats["sites_found"] == 1  # site_a lies in the 0.9 window, site_b in a 0.1 one
+    assert stats["mean_at_sites"] == pytest.approx((0.9 + 0.1) / 2)
+    assert stats["mean_elsewhere"] == pytest.approx((0.9 + 0.1 * 7) / 8)
+    assert stats["fraction_of_record_above_threshold"] == pytest.approx(0.2)
+
+
+def test_site_enrichment_without_sites() -> None:
+    track = Track("r", np.array([0]), np.array([10]), {"a": np.array([0.6])})
+    stats = site_enrichment(track, [], "a")
+    assert stats["sites_found"] == 0 and np.isnan(stats["mean_at_sites"])
+    assert site_enrichment(track, [Site(2, 4, "s")], "a")["sites_found"] == 1
+
+
+def test_write_report(tmp_path: Path, scan: tuple[Path, Path]) -> None:
+    run = tmp_path / "runs" / "promoter"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "task": "promoter",
+                "epochs": 3,
+                "test": {"auroc": 0.975, "per_label": {"x": 1}},
+                "val": {"loss": 0.2},
+            }
+        )
+    )
+    evaluation = tmp_path / "evaluate" / "promoter" / "metrics.json"
+    evaluation.parent.mkdir(parents=True)
+    evaluation.write_text(json.dumps({"test": {"auroc": 0.97, "num_examples": 200}}))
+    predictions = tmp_path / "heldout.tsv"
+    predictions.write_text(
+        "id\tlength\tnum_windows\tlabel_max\tlabel_mean\n"
+        "a\t300\t1\t0.9\t0.9\nb\t300\t1\t0.2\t0.2\nc\t300\t1\tnan\tnan\n"
+    )
+    sweep = tmp_path / "sweep.tsv"
+    sweep.write_text("run\ttest/auroc\nbigbird\t0.97\nfull\t0.98\n")
+    written = write_report(
+        tmp_path / "report",
+        runs=[run],
+        evaluations=[evaluation],
+        predictions=[predictions],
+        track=scan[0],
+        motifs=scan[1],
+        sweep=sweep,
+    )
+    assert written["track"].stat().st_size > 5000
+    markdown = written["markdown"].read_text()
+    assert "| promoter | 0.975 | 3 | 0.2 |" in markdown  # test metrics first, per_label left out
+    assert "| heldout | 3 | label | 1 | a (0.900), b (0.200), c (nan) |" in markdown
+    assert "| promoter | 1/2 |" in markdown
+    assert "| full | 0.98 |" in markdown
+    html = written["html"].read_text()
+    assert "<img src='track.png'" in html and "<td>0.975</td>" in html
+
+
+def test_report_errors_name_the_file(tmp_path: Path) -> None:
+    from bigbird_genomics.errors import UserError
+
+    bad = tmp_path / "bad.bedGraph"
+    bad.write_text("chr1\t0\t10\n")
+    with pytest.raises(UserError, match="bad.bedGraph: line 1"):
+        read_track(bad)
+    with pytest.raises(UserError, match="nothing to report"):
+        write_report(tmp_path / "out")
