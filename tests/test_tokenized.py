@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.kmers import KmerTokenizer, TokenizerConfigError
@@ -17,6 +19,7 @@ from bigbird_genomics.tokenized import (
     DatasetFormatError,
     TokenizedDataset,
     TokenizerMismatchError,
+    _window_tokens,
     sha256_file,
     tokenize_fasta,
 )
@@ -223,3 +226,23 @@ def test_pickles_by_path(tmp_path, labelled_fasta):
     blob = pickle.dumps(data)
     assert len(blob) < 2000
     assert pickle.loads(blob).tokens(1).tolist() == data.tokens(1).tolist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(lambda k: st.tuples(st.just(k), st.integers(1, k))),
+    st.integers(0, 300),
+    st.integers(1, 40),
+    st.data(),
+)
+def test_window_tokens_equal_encoding_each_window(k_stride, length, max_tokens, data):
+    k, stride = k_stride
+    tokenizer = KmerTokenizer(k, stride)
+    window_bp = tokenizer.max_bases(max_tokens)
+    overlap = data.draw(st.integers(0, window_bp - 1))
+    sequence = np.frombuffer(random_dna(max(length, k)).encode(), dtype=np.uint8)
+    tokens, starts, ends, counts = _window_tokens(tokenizer, sequence, window_bp, overlap)
+    assert counts.sum() == len(tokens)
+    pieces = np.split(tokens, np.cumsum(counts)[:-1])
+    for piece, start, end in zip(pieces, starts, ends, strict=True):
+        assert piece.tolist() == tokenizer.encode(sequence[start:end]).tolist()
