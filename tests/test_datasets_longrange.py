@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,30 +26,39 @@ def _count(text: str, motif: str) -> int:
     return sum(text.count(m) for m in {motif, reverse_complement_text(motif)})
 
 
-def test_label_is_a_near_start_and_b_near_end() -> None:
-    records = generate_longrange(MarkovChain.uniform(order=2, gc=0.4), SMALL)
-    labels = [r[2] for r in records]
-    assert 0.4 <= np.mean(labels) <= 0.6
-    for _, sequence, label, _, a_start, b_start in records:
-        text = sequence.tobytes().decode()
-        assert len(text) == SMALL.length_bp
-        # exactly one A and one B (either strand) in every record, whatever the label
-        assert _count(text, SMALL.motif_a) == 1 and _count(text, SMALL.motif_b) == 1
-        assert text[a_start : a_start + len(SMALL.motif_a)] == SMALL.motif_a
-        assert text[b_start : b_start + len(SMALL.motif_b)] == SMALL.motif_b
-        a_near_start = a_start + len(SMALL.motif_a) <= SMALL.edge_bp
-        b_near_end = b_start >= SMALL.length_bp - SMALL.edge_bp
-        assert label == int(a_near_start and b_near_end)
-        if not label:  # the swapped placement
-            assert b_start + len(SMALL.motif_b) <= SMALL.edge_bp
-            assert a_start >= SMALL.length_bp - SMALL.edge_bp
+@pytest.mark.parametrize("rule", ["xor", "and"])
+def test_label_follows_end_motifs_and_counts_are_constant(rule: str) -> None:
+    settings = replace(SMALL, rule=rule)
+    records = generate_longrange(MarkovChain.uniform(order=2, gc=0.4), settings)
+    labels = np.array([r.label for r in records])
+    assert 0.4 <= labels.mean() <= 0.6
+    ends = {"A": settings.motif_a, "B": settings.motif_b}
+    for record in records:
+        text = record.sequence.tobytes().decode()
+        assert len(text) == settings.length_bp
+        # two A and two B (either strand) in every record, whatever the label
+        assert _count(text, settings.motif_a) == 2 and _count(text, settings.motif_b) == 2
+        (first_start, first), (last_start, last) = record.sites[:2]
+        assert first == ends[record.start_motif] and last == ends[record.end_motif]
+        assert first_start + len(first) <= settings.edge_bp
+        assert last_start >= settings.length_bp - settings.edge_bp
+        for start, motif in record.sites:
+            assert text[start : start + len(motif)] == motif
+        pair = record.start_motif + record.end_motif
+        expected = pair in ("AB", "BA") if rule == "xor" else pair == "AB"
+        assert record.label == int(expected)
+    if rule == "xor":
+        # neither end alone is informative: the start motif is A in about half of each class
+        starts = np.array([r.start_motif == "A" for r in records])
+        for label in (0, 1):
+            assert 0.2 < starts[labels == label].mean() < 0.8
 
 
 def test_deterministic_and_cli_writes_labelled_fasta(tmp_path: Path) -> None:
     chain = MarkovChain.uniform(order=1)
     first = generate_longrange(chain, SMALL)
     second = generate_longrange(chain, SMALL)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, second, strict=True))
+    assert all(np.array_equal(a.sequence, b.sequence) for a, b in zip(first, second, strict=True))
     out = tmp_path / "lr.fa"
     assert (
         main(
@@ -74,8 +84,10 @@ def test_deterministic_and_cli_writes_labelled_fasta(tmp_path: Path) -> None:
 
 
 def test_settings_are_checked(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="half"):
-        LongRangeSettings(length_bp=800, edge_bp=500).validate()
+    with pytest.raises(ValueError, match="no middle"):
+        LongRangeSettings(length_bp=1000, edge_bp=500).validate()
+    with pytest.raises(ValueError, match="rule"):
+        LongRangeSettings(rule="or").validate()
     assert main(["make-longrange", "--out", str(tmp_path / "x.fa"), "--length-bp", "100"]) == 2
 
 

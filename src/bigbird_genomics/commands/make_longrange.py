@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = (
-    "Generate long sequences whose label needs both ends: motif A near the start AND motif B "
-    "near the end (label 1) versus the swapped placement (label 0), on a Markov background "
+    "Generate long sequences whose label needs both ends: one motif (A or B) near each end, "
+    "distractor copies in the middle so every record holds two A and two B; label 1 when the "
+    "end motifs differ (--rule xor) or for A..B only (--rule and). Background: a Markov chain "
     "fitted to --background-fasta (e.g. a bacterial genome) or, without one, independent bases."
 )
 
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background-fasta", help="FASTA to fit the background chain to")
     parser.add_argument("--order", type=int, default=3, help="Markov order of the background")
     parser.add_argument("--gc", type=float, default=0.5, help="GC without --background-fasta")
+    parser.add_argument("--rule", choices=("xor", "and"), default="xor")
     parser.add_argument("--split-fractions", default="0.8,0.1,0.1")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             length_bp=args.length_bp,
             edge_bp=args.edge_bp,
             fractions=parse_fractions(args.split_fractions),
+            rule=args.rule,
             seed=args.seed,
         )
         settings.validate()
