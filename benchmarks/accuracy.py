@@ -86,11 +86,11 @@ TASKS = {
 
 
 # --------------------------------------------------------------------------- CLI calls
-def _cli() -> list[str]:
+def cli_command() -> list[str]:
     return [sys.executable, "-m", "bigbird_genomics.cli"]
 
 
-def _train_cli() -> list[str]:
+def train_command() -> list[str]:
     script = Path(sys.executable).parent / "bigbird-genomics-train"
     return (
         [str(script)]
@@ -99,7 +99,7 @@ def _train_cli() -> list[str]:
     )
 
 
-def _run(command: list[str], log: Path, threads: int) -> float:
+def run_logged(command: list[str], log: Path, threads: int) -> float:
     """Run a command, its output into `log`; returns seconds; raises with the log's tail."""
     env = dict(
         os.environ,
@@ -124,14 +124,14 @@ def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
     data = out / "data" / task.name
     fasta, tokenized = data / task.fasta, data / "tokenized"
     if not fasta.exists():
-        _run(
-            _cli() + [a.replace("{out}", str(data)) for a in task.build],
+        run_logged(
+            cli_command() + [a.replace("{out}", str(data)) for a in task.build],
             data / "build.log",
             threads,
         )
     if not tokenized.exists():
-        _run(
-            _cli()
+        run_logged(
+            cli_command()
             + [
                 "tokenize",
                 "--fasta",
@@ -164,12 +164,12 @@ def train_and_evaluate(
         f"hydra.run.dir={run_dir}",
         *args.override,
     ]
-    seconds = _run(
-        _train_cli() + overrides, run_dir.parent / f"{run_dir.name}.train.log", args.threads
+    seconds = run_logged(
+        train_command() + overrides, run_dir.parent / f"{run_dir.name}.train.log", args.threads
     )
     metrics_path = run_dir / "evaluate_test.json"
-    _run(
-        _cli()
+    run_logged(
+        cli_command()
         + [
             "evaluate",
             "--checkpoint",
