@@ -92,6 +92,15 @@ def test_lint_is_clean(workdir: Path) -> None:
     assert "Congratulations" in result.stdout + result.stderr
 
 
+def test_slurm_profile_gives_training_a_gpu(workdir: Path) -> None:
+    result = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    train_jobs = [block for block in out.split("rule ")[1:] if block.startswith("train:")]
+    assert train_jobs and all("slurm_partition=gpu" in b and "gpu=1" in b for b in train_jobs)
+    assert "trainer=gpu" in out and "--device cuda" in out
+
+
 def test_config_cross_references_are_checked(workdir: Path) -> None:
     def break_reference(config: dict) -> None:
         config["predict"]["chromosome"]["model"] = "enhancer"
