@@ -59,15 +59,18 @@ def _window_any(flags: np.ndarray, width: int) -> np.ndarray:
     return acc
 
 
-def _base_codes(bases: np.ndarray) -> np.ndarray:
-    """A,C,G,T (either case) -> 0,1,2,3 by bit arithmetic on the ASCII code.
+def _base_codes(bases: np.ndarray, dtype: type) -> np.ndarray:
+    """A,C,G,T (either case) -> 0,1,2,3 by bit arithmetic on the ASCII code, in `dtype`.
 
     ((b >> 1) ^ (b >> 2)) & 3 maps A=65, C=67, G=71, T=84 (and a, c, g, t) to 0..3; other
     bytes give some code too and must be masked by the caller. Arithmetic instead of a lookup
-    table because numpy's fancy indexing costs ~5 ns per base, over the whole 50 Mbp/s budget.
+    table because numpy's fancy indexing costs ~5 ns per base, over the whole 50 Mbp/s budget;
+    widened first because numpy vectorises 16/32-bit shifts but not 8-bit ones.
     """
-    codes = bases >> 1
-    codes ^= bases >> 2
+    wide = bases.astype(dtype)
+    codes = wide >> 1
+    wide >>= 2
+    codes ^= wide
     codes &= 3
     return codes
 
@@ -208,7 +211,7 @@ class KmerTokenizer:
     def _encode_slice(self, bases: np.ndarray) -> np.ndarray:
         # Work in the narrowest type that holds 2k bits: uint16 halves memory traffic for k<=8.
         work_dtype = np.uint16 if self.k <= 8 else np.uint32
-        ids = _window_codes(_base_codes(bases).astype(work_dtype), self.k)[:: self.stride]
+        ids = _window_codes(_base_codes(bases, work_dtype), self.k)[:: self.stride]
         ids += NUM_SPECIAL
         # Fast check for the usual upper-case ACGT slice (four SIMD compares beat a lookup
         # table); N, lower case or anything else takes the slower exact path.
