@@ -143,9 +143,16 @@ class KmerTokenizer:
 
     @property
     def vocab_hash(self) -> str:
-        """sha256 of the token list: two tokenizers agree on ids iff their hashes agree."""
-        digest = hashlib.sha256("\n".join(self.vocabulary()).encode("ascii"))
-        return digest.hexdigest()[:16]
+        """sha256 of what fixes every id: special tokens, alphabet order, k, [UNK] rule.
+
+        Two tokenizers agree on ids iff their hashes agree. Hashing this definition rather
+        than the 4^k token strings keeps it instant for large k.
+        """
+        definition = (
+            f"specials={','.join(SPECIAL_TOKENS)};alphabet={BASES.decode()};k={self.k};"
+            "order=lexicographic;unknown=any-non-ACGT"
+        )
+        return hashlib.sha256(definition.encode("ascii")).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description, stored in data sets and checkpoints."""

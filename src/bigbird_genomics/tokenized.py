@@ -314,24 +314,26 @@ def _window_tokens(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Tokens of all windows of one record back to back, and each window's start, end, count.
 
-    The record is encoded once; windows on the stride grid gather their tokens from it with
-    one vectorised index (a Python loop per window was the bottleneck on genomes).
+    The record is encoded once. Windows on the stride grid with equal token counts (all
+    windows of a long record) are rows of a sliding-window view of its tokens, gathered in one
+    copy; others are sliced or encoded one by one (a Python loop per window, or big index
+    arrays, were the bottleneck on genomes).
     """
     spans = np.array(plan_windows(len(sequence), window_bp, overlap_bp), dtype=np.int64)
     starts, ends = spans[:, 0], spans[:, 1]
     counts = (ends - starts - tokenizer.k) // tokenizer.stride + 1
-    on_grid = starts % tokenizer.stride == 0
     full = tokenizer.encode_compact(sequence)
-    positions = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    gather = np.repeat(starts // tokenizer.stride, counts) + positions
-    # Off-grid windows may point past the record's tokens; they are overwritten just below.
-    tokens = full[np.minimum(gather, len(full) - 1)]
-    if not on_grid.all():  # stride > 1 and the end-aligned last window: encode it alone
-        bounds = np.cumsum(counts) - counts
-        for window in np.flatnonzero(~on_grid):
-            start, end, first = starts[window], ends[window], bounds[window]
-            tokens[first : first + counts[window]] = tokenizer.encode_compact(sequence[start:end])
-    return tokens, starts, ends, counts
+    on_grid = starts % tokenizer.stride == 0
+    if on_grid.all() and (counts == counts[0]).all():
+        rows = np.lib.stride_tricks.sliding_window_view(full, int(counts[0]))
+        return rows[starts // tokenizer.stride].reshape(-1), starts, ends, counts
+    pieces = []
+    for start, end, count, grid in zip(starts, ends, counts, on_grid, strict=True):
+        first = start // tokenizer.stride
+        pieces.append(
+            full[first : first + count] if grid else tokenizer.encode_compact(sequence[start:end])
+        )
+    return np.concatenate(pieces), starts, ends, counts
 
 
 def _write_examples(
