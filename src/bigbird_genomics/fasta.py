@@ -138,7 +138,6 @@ class _FastaReader:
         self.lines_done = 0  # newlines consumed so far
         self.header: tuple[str, str, int] | None = None  # id, description, line
         self.parts = bytearray()
-        self.num_records = 0
 
     def __iter__(self) -> Iterator[FastaRecord]:
         carry = b""
@@ -162,8 +161,6 @@ class _FastaReader:
                     break
         if self.header is not None:
             yield self._finish()
-        if self.num_records == 0:
-            raise FastaFormatError(f"{self.path}: contains no FASTA records (empty file)")
 
     def _read(self, handle: BinaryIO) -> bytes:
         try:
@@ -289,7 +286,6 @@ class _FastaReader:
         sequence = raw
         if rest:  # lower case or ambiguity codes
             sequence = raw.translate(_TO_UPPER_N if self.policy.ambiguity == "to_n" else _TO_UPPER)
-        self.num_records += 1
         return FastaRecord(
             id=record_id,
             description=description,
