@@ -324,6 +324,8 @@ def _window_tokens(
     counts = (ends - starts - tokenizer.k) // tokenizer.stride + 1
     full = tokenizer.encode_compact(sequence)
     on_grid = starts % tokenizer.stride == 0
+    if len(spans) == 1:  # a short record: one window of all its tokens
+        return full, starts, ends, counts
     if on_grid.all() and (counts == counts[0]).all():
         rows = np.lib.stride_tricks.sliding_window_view(full, int(counts[0]))
         return rows[starts // tokenizer.stride].reshape(-1), starts, ends, counts
@@ -393,7 +395,9 @@ def _write_examples(
             )
             tokens_out.write(tokens.tobytes())
             record_index = len(record_ids) - 1
-            windows.append(np.stack([np.full_like(starts, record_index), starts, ends], axis=1))
+            spans = np.empty((len(starts), 3), dtype=np.int64)
+            spans[:, 0], spans[:, 1], spans[:, 2] = record_index, starts, ends
+            windows.append(spans)
             token_counts.append(counts)
             if labels is not None:
                 record_labels[record_index] = labels
