@@ -92,6 +92,16 @@ def test_records_and_lines_across_small_blocks(tmp_path, monkeypatch):
     ]
 
 
+def test_records_stream_before_the_rest_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(fasta_module, "_BLOCK_BYTES", 16)
+    path = write(tmp_path, ">a\nACGT\n>b\nAC\n" + "ACGT\n" * 50 + ">c\nAC!T\n")
+    records = read_fasta(path)
+    assert next(records).id == "a"  # yielded although record c (invalid) is not read yet
+    assert next(records).id == "b"
+    with pytest.raises(FastaFormatError, match="record 'c'"):
+        next(records)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.text(alphabet="ACGTNacgt", min_size=1, max_size=120), min_size=1, max_size=6),
