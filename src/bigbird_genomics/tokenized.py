@@ -35,6 +35,7 @@ from bigbird_genomics.kmers import KmerTokenizer, TokenizerConfigError, plan_win
 from bigbird_genomics.labels import (
     SPLITS,
     LabelError,
+    LabelTable,
     check_ids,
     header_label_names,
     header_labels,
@@ -243,7 +244,8 @@ def tokenize_fasta(
 
     Records are cut into windows of at most `max_tokens` k-mer tokens (no [CLS]) overlapping
     by `overlap_bp`; a record's windows all go to one split. Records shorter than k give no
-    tokens and are listed in meta["skipped_records"].
+    tokens and are listed in meta["skipped_records"]. A label table, when given, is the only
+    source of labels (header `label=`/`labels=` are then ignored); `split=` still applies.
     """
     fasta, out_dir = Path(fasta), Path(out_dir)
     if max_tokens < 1:
@@ -342,7 +344,7 @@ def _write_examples(
     fasta: Path,
     temp: Path,
     tokenizer: KmerTokenizer,
-    table: Any,
+    table: LabelTable | None,
     window_bp: int,
     max_tokens: int,
     overlap_bp: int,

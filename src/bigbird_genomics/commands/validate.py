@@ -7,6 +7,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time so `--help` stays fast
+    from bigbird_genomics.fasta import FastaPolicy
 
 HELP = (
     "Check FASTA files (plain, gzip or bgzip) and print one summary line per file: records, "
@@ -29,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
 
 
-def summarise(path: Path, policy) -> dict:
+def summarise(path: Path, policy: FastaPolicy) -> dict:
     """Counts over every record of one file (reads it once, record by record)."""
     from bigbird_genomics.fasta import read_fasta
 
