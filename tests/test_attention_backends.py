@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from bigbird_genomics.attention import (
     SparsityConfig,
     bigbird_attention,
+    block,
+    chunked,
     dense_mask,
     resolve_backend,
 )
@@ -112,6 +114,43 @@ def test_block_matches_for_other_patterns(config_kwargs: dict) -> None:
     config = SparsityConfig(block_size=16, backend="block", **config_kwargs)
     q, k, v, weights = make_inputs(170, 9)
     key_padding_mask = padding_mask(170, "right")
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q,
+        k,
+        v,
+        weights,
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for got_tensor, want_tensor in zip(got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["chunks of one block", "autograd gather"])
+@pytest.mark.parametrize(
+    ("num_tokens", "block_size", "padding", "seed", "per_head"), [CASES[1], CASES[5], CASES[6]]
+)
+def test_block_cpu_chunking_and_generic_path(
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    num_tokens: int,
+    block_size: int,
+    padding: str,
+    seed: int,
+    per_head: bool,
+) -> None:
+    """The chunked CPU kernel with many chunks, and the plain autograd path CUDA takes."""
+    if path == "chunks of one block":
+        monkeypatch.setattr(chunked, "CHUNK_BYTES", 1)
+    else:
+        monkeypatch.setattr(block, "cpu_flash_available", lambda: False)
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend="block"
+    )
+    q, k, v, weights = make_inputs(num_tokens, seed)
+    key_padding_mask = padding_mask(num_tokens, padding)
     got = outputs_and_grads(
         lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
         q,

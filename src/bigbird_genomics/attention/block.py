@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 
+from bigbird_genomics.attention.chunked import ChunkedGatherAttention, cpu_flash_available
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.layout import NONE, block_layout, global_block_ids, num_blocks_for
 from bigbird_genomics.attention.masking import (
@@ -110,21 +112,31 @@ def _middle_blocks(
     """Non-global query blocks: [B*H, middle, block, d] queries vs [B*H, middle, slots*block, d]."""
     batch, heads, num_padded, head_dim = q.shape
     num_blocks = num_padded // block_size
-    layout_heads, _, num_slots = plan.key_blocks.shape
     start = plan.leading * block_size
     queries = q[:, :, start : start + middle * block_size].reshape(
         batch * heads, middle, block_size, head_dim
     )
-    # index_select (backward: index_add) was the fastest gather measured on CPU.
-    gathered_shape = (batch * heads, middle, num_slots * block_size, head_dim)
-    keys, values = (
-        x.reshape(batch, heads * num_blocks, block_size, head_dim)
-        .index_select(1, plan.flat_index)
-        .view(gathered_shape)
-        for x in (k, v)
+    key_blocks, value_blocks = (
+        x.reshape(batch, heads * num_blocks, block_size, head_dim) for x in (k, v)
     )
     mask = _gathered_mask(real, plan, batch, heads, block_size)
-    out = masked_sdpa(queries, keys, values, mask)
+    has_key = None
+    if mask is not None:
+        has_key = mask.any(dim=-1, keepdim=True)
+        mask = mask | ~has_key  # rows without keys attend to all, then are zeroed (no NaN)
+    if q.device.type == "cpu" and cpu_flash_available():
+        out = ChunkedGatherAttention.apply(
+            queries, key_blocks, value_blocks, plan.flat_index.view(heads, middle, -1), mask
+        )
+    else:
+        gathered_shape = (batch * heads, middle, -1, head_dim)
+        keys, values = (
+            x.index_select(1, plan.flat_index).view(gathered_shape)
+            for x in (key_blocks, value_blocks)
+        )
+        out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
+    if has_key is not None and not bool(has_key.all()):
+        out = out.masked_fill(~has_key, 0.0)
     return out.view(batch, heads, middle * block_size, head_dim)
 
 

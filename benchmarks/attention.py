@@ -1,0 +1,310 @@
+"""Benchmark BigBird attention: fwd+bwd time and peak memory vs sequence length, side by side.
+
+Implementations (all on q, k, v [B, H, N, d], backward from a random output gradient):
+  dense         F.scaled_dot_product_attention without any mask (full attention)
+  block         bigbird_attention(..., backend="block")
+  flex          bigbird_attention(..., backend="flex") (CUDA; FlexAttention has no CPU backward)
+  transformers  transformers' BigBirdBlockSparseAttention.bigbird_block_sparse_attention
+                (block 64, 3 random blocks, train mode, randomly initialised, no download)
+
+Each (N, impl) runs in a fresh subprocess so that peak memory is its own. Peak memory on CPU is
+the peak resident set size during the timed repetitions (VmHWM, reset through
+/proc/self/clear_refs) minus the resident size after warm-up and malloc_trim; on CUDA it is
+torch.cuda.max_memory_allocated minus the memory allocated after warm-up.
+
+Example: python benchmarks/attention.py --device cpu --ns 4096 8192 16384 --json out.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Running a script puts its folder first on sys.path, where sibling benchmarks (e.g. a
+# `tokenize.py`) would shadow standard-library modules; this benchmark imports none of them.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+
+import argparse  # noqa: E402 - after the sys.path fix above
+import contextlib  # noqa: E402
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+IMPLS = ("dense", "block", "flex", "transformers")
+BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--ns", type=int, nargs="+", default=[4096, 8192, 16384])
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--json", type=Path, help="write [{N, impl, fb_ms, peak_mib}] here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- worker (one N, one impl)
+
+
+def _cpu_resident_mib() -> tuple[float, float]:
+    """(current, peak) resident set size in MiB from /proc/self/status."""
+    values = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def _release_free_heap() -> None:
+    """Return freed heap memory to the OS, so that reuse of it counts towards the next peak."""
+    # Without glibc the peak may be underestimated (freed heap pages are reused unseen).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _reset_cpu_peak() -> None:
+    # Writing 5 resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0).
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torch passed in
+    if impl == "dense":
+        import torch.nn.functional as F
+
+        return F.scaled_dot_product_attention
+    if impl in ("block", "flex"):
+        from bigbird_genomics.attention import SparsityConfig, bigbird_attention
+
+        config = SparsityConfig(
+            block_size=BLOCK_SIZE,
+            num_window_blocks=WINDOW_BLOCKS,
+            num_global_blocks=GLOBAL_BLOCKS,
+            num_random_blocks=RANDOM_BLOCKS,
+            backend=impl,
+        ).validate()
+        return lambda q, k, v: bigbird_attention(q, k, v, config)
+    return _transformers_function(spec, torch)
+
+
+def _transformers_function(spec: dict, torch):  # noqa: ANN001, ANN202
+    from transformers import BigBirdConfig
+    from transformers.models.big_bird.modeling_big_bird import (
+        BigBirdBlockSparseAttention,
+        BigBirdModel,
+    )
+
+    batch, heads, tokens, head_dim = spec["batch"], spec["heads"], spec["N"], spec["head_dim"]
+    config = BigBirdConfig(
+        hidden_size=heads * head_dim,
+        num_attention_heads=heads,
+        attention_type="block_sparse",
+        block_size=BLOCK_SIZE,
+        num_random_blocks=RANDOM_BLOCKS,
+        max_position_embeddings=max(tokens, 4096),
+    )
+    attention = BigBirdBlockSparseAttention(config).train()
+    dtype = getattr(torch, spec["dtype"])
+    real = torch.ones(batch, tokens, device=spec["device"], dtype=dtype)
+    blocked, band, from_mask, to_mask = BigBirdModel.create_masks_for_block_sparse_attn(
+        real, BLOCK_SIZE
+    )
+
+    def run(q, k, v):  # noqa: ANN001, ANN202
+        context, _ = attention.bigbird_block_sparse_attention(
+            q, k, v, band, from_mask, to_mask, blocked, blocked, heads, RANDOM_BLOCKS,
+            head_dim, BLOCK_SIZE, BLOCK_SIZE, batch, tokens, tokens,
+            seed=None, plan_from_length=None, plan_num_rand_blocks=None,
+        )  # fmt: skip
+        return context  # [B, N, H, d]
+
+    return run
+
+
+def run_worker(spec: dict) -> dict:
+    """Time fwd+bwd of one implementation at one length; returns the JSON record."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    dtype = getattr(torch, spec["dtype"])
+    shape = (spec["batch"], spec["heads"], spec["N"], spec["head_dim"])
+    generator = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (
+        torch.randn(shape, device=device, dtype=dtype, generator=generator).requires_grad_(True)
+        for _ in range(3)
+    )
+    function = _make_function(spec["impl"], spec, torch)
+    grad_out = None
+
+    def step() -> float:
+        nonlocal grad_out
+        for x in (q, k, v):
+            x.grad = None
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = function(q, k, v)
+        if grad_out is None:
+            grad_out = torch.randn(out.shape, device=device, dtype=dtype, generator=generator)
+        out.backward(grad_out)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(spec["warmup"]):
+        step()
+    # The baseline is taken after warm-up so that one-off costs (libraries paged in, kernels
+    # compiled) are not counted as the step's memory.
+    for x in (q, k, v):
+        x.grad = None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        _release_free_heap()
+        baseline, _ = _cpu_resident_mib()
+        _reset_cpu_peak()
+    times = [step() for _ in range(spec["reps"])]
+    if device.type == "cuda":
+        peak_mib = (torch.cuda.max_memory_allocated() - baseline) / 2**20
+    else:
+        peak_mib = _cpu_resident_mib()[1] - baseline
+    return {
+        "N": spec["N"],
+        "impl": spec["impl"],
+        "fb_ms": round(1000 * statistics.median(times), 2),
+        "peak_mib": round(peak_mib, 1),
+        "reps_ms": [round(1000 * t, 2) for t in times],
+    }
+
+
+# ---------------------------------------------------------------- driver
+
+
+def skip_reason(impl: str, device: str) -> str | None:
+    """Why an implementation cannot run here (None if it can)."""
+    if impl == "flex" and device == "cpu":
+        return "FlexAttention has no backward pass on CPU (torch raises NotImplementedError)"
+    if impl == "transformers":
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            return "transformers is not installed (pip install '.[bench]')"
+    return None
+
+
+def measure(spec: dict) -> dict | str:
+    """Run one measurement in a fresh interpreter; the record, or the error text."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), WANDB_MODE="disabled")
+    process = subprocess.run(
+        [sys.executable, "-P", __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if process.returncode != 0:
+        tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
+        return f"exit {process.returncode}: " + " | ".join(tail)
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
+    by_key = {(r["N"], r["impl"]): r for r in records}
+    header = f"{'N':>7} {'impl':>13} {'fwd+bwd ms':>12} {'peak MiB':>10} {'block speedup':>14}"
+    print(header)
+    print("-" * len(header))
+    for n in ns:
+        block = by_key.get((n, "block"))
+        for impl in impls:
+            record = by_key.get((n, impl))
+            if record is None:
+                continue
+            ratio = f"{record['fb_ms'] / block['fb_ms']:.1f}x" if block and impl != "block" else ""
+            print(
+                f"{n:>7} {impl:>13} {record['fb_ms']:>12.1f} {record['peak_mib']:>10.1f} "
+                f"{ratio:>14}"
+            )
+    if len(ns) >= 2:
+        low, high = min(ns), max(ns)
+        print(f"\nScaling exponent from N={low} to N={high} (log ratio / log length ratio):")
+        for impl in impls:
+            a, b = by_key.get((low, impl)), by_key.get((high, impl))
+            if a and b:
+                time_exp = math.log(b["fb_ms"] / a["fb_ms"]) / math.log(high / low)
+                memory = ""
+                if a["peak_mib"] > 0 and b["peak_mib"] > 0:
+                    memory_exp = math.log(b["peak_mib"] / a["peak_mib"]) / math.log(high / low)
+                    memory = f", memory {memory_exp:.2f}"
+                print(f"  {impl:>13}: time {time_exp:.2f}{memory}")
+
+
+def write_json(records: list[dict], path: Path) -> None:
+    """Write the records atomically (temp file + os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = [{key: r[key] for key in ("N", "impl", "fb_ms", "peak_mib")} for r in records]
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(keep, stream, indent=1)
+    os.replace(tmp_name, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return 0
+    impls = list(dict.fromkeys(args.impls))
+    print(
+        f"device={args.device} dtype={args.dtype} B={args.batch} H={args.heads} "
+        f"d={args.head_dim} threads={args.threads} block={BLOCK_SIZE} window={WINDOW_BLOCKS} "
+        f"global={GLOBAL_BLOCKS} random={RANDOM_BLOCKS} warmup={args.warmup} reps={args.reps} "
+        "(median)",
+        flush=True,
+    )
+    records = []
+    for impl in impls:
+        reason = skip_reason(impl, args.device)
+        if reason:
+            print(f"skip {impl}: {reason}", flush=True)
+    for n in args.ns:
+        for impl in impls:
+            if skip_reason(impl, args.device):
+                continue
+            spec = {
+                "N": n, "impl": impl, "device": args.device, "dtype": args.dtype,
+                "heads": args.heads, "head_dim": args.head_dim, "batch": args.batch,
+                "threads": args.threads, "warmup": args.warmup, "reps": args.reps,
+            }  # fmt: skip
+            result = measure(spec)
+            if isinstance(result, str):
+                print(f"N={n} {impl}: failed ({result})", flush=True)
+                continue
+            print(f"N={n} {impl}: {result['fb_ms']:.1f} ms {result['peak_mib']:.1f} MiB "
+                  f"(reps {result['reps_ms']})", flush=True)  # fmt: skip
+            records.append(result)
+    print()
+    print_table(records, args.ns, impls)
+    if args.json:
+        write_json(records, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
