@@ -187,14 +187,18 @@ def test_flex_forward_matches_on_cpu(
 
 @pytest.mark.slow
 def test_compiled_flex_forward_on_cpu() -> None:
-    """torch.compile'd FlexAttention forward on CPU (compiling takes ~30 s here)."""
+    """torch.compile'd FlexAttention forward on CPU at two lengths (compiling takes ~1 min)."""
     from bigbird_genomics.attention.flex import flex_bigbird_attention
 
     config = SparsityConfig(block_size=16, seed=1)
-    q, k, v, _ = make_inputs(100, 1)
-    key_padding_mask = padding_mask(100, "right")
-    got = flex_bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask, compiled=True)
-    torch.testing.assert_close(got, oracle(q, k, v, config, key_padding_mask), atol=ATOL, rtol=1e-4)
+    for num_tokens in (100, 164):
+        q, k, v, _ = make_inputs(num_tokens, 1)
+        key_padding_mask = padding_mask(num_tokens, "right")
+        got = flex_bigbird_attention(
+            q, k, v, config, key_padding_mask=key_padding_mask, compiled=True
+        )
+        want = oracle(q, k, v, config, key_padding_mask)
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)
 
 
 def test_flex_refuses_cpu_backward_with_a_clear_message() -> None:
@@ -273,3 +277,63 @@ def test_bad_inputs_are_rejected() -> None:
         bigbird_attention(q, k, v, SparsityConfig(), key_padding_mask=torch.ones(2, 32))
     with pytest.raises(ValueError, match="q, k, v must all be"):
         bigbird_attention(q, k[:, :, :16], v, SparsityConfig())
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("backend", ["block", "flex", "auto"])
+@pytest.mark.parametrize(
+    ("num_tokens", "padding", "per_head"), [(1000, "right", True), (4096, "none", False)]
+)
+def test_cuda_backends_match_with_gradients(
+    monkeypatch: pytest.MonkeyPatch, backend: str, num_tokens: int, padding: str, per_head: bool
+) -> None:
+    """The CUDA training paths (compiled FlexAttention, SDPA over gathered blocks), fp32."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    config = SparsityConfig(block_size=64, seed=3, random_per_head=per_head, backend=backend)
+    q, k, v, weights = (x.cuda() for x in make_inputs(num_tokens, 3))
+    key_padding_mask = padding_mask(num_tokens, padding)
+    key_padding_mask = None if key_padding_mask is None else key_padding_mask.cuda()
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for got_tensor, want_tensor in zip(got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-4, rtol=1e-3)
+
+
+@needs_cuda
+def test_cuda_auto_is_flex_and_bf16_runs() -> None:
+    q, k, v, _ = (x.cuda() for x in make_inputs(2048, 1))
+    config = SparsityConfig()
+    assert resolve_backend(config, q) == "flex"
+    half = bigbird_attention(*(x.bfloat16() for x in (q, k, v)), config)
+    torch.testing.assert_close(half.float(), oracle(q, k, v, config, None), atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("backend", ["dense", "block"])
+def test_strided_inputs_from_a_fused_projection(backend: str) -> None:
+    """q, k, v as permuted views of one [B, N, 3, H, d] projection, as an encoder makes them."""
+    generator = torch.Generator().manual_seed(8)
+    fused = torch.randn(BATCH, 333, 3, HEADS, HEAD_DIM, generator=generator, requires_grad=True)
+    weights = torch.randn(BATCH, HEADS, 333, HEAD_DIM, generator=generator)
+    key_padding_mask = padding_mask(333, "right")
+    config = SparsityConfig(block_size=32, backend=backend)
+
+    def grad_of_fused(function) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        fused.grad = None
+        out = function(*fused.permute(2, 0, 3, 1, 4))
+        (out * weights).sum().backward()
+        return out.detach(), fused.grad.clone()
+
+    got = grad_of_fused(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask)
+    )
+    want = grad_of_fused(lambda q, k, v: oracle(q, k, v, config, key_padding_mask))
+    for got_tensor, want_tensor in zip(got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)

@@ -29,7 +29,9 @@ def flex_attention_available() -> bool:
 def _compiled_flex_attention():  # noqa: ANN202 - returns torch.compile's wrapper
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=False)
+    # Default (automatic) dynamic shapes: a fixed-shape compile would recompile per padded length
+    # and, past the recompile limit, fall back to eager FlexAttention, which is O(N^2) in memory.
+    return torch.compile(flex_attention)
 
 
 def kernel_options(block_size: int) -> dict[str, int] | None:
@@ -49,7 +51,7 @@ def kernel_options(block_size: int) -> dict[str, int] | None:
     }
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)
 def _allowed_blocks(
     num_blocks: int,
     config: SparsityConfig,

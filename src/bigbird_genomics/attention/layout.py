@@ -44,7 +44,7 @@ def _seed_entropy(config: SparsityConfig, layer_index: int, step: int | None) ->
     return [config.seed, layer_index] + ([] if step is None else [1, step])
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def _layout_array(
     num_blocks: int, config: SparsityConfig, layer_index: int, step: int | None, num_heads: int
 ) -> np.ndarray:
