@@ -45,13 +45,15 @@ def peak_rss_mib() -> float:
 
 
 def train_tiny(out_dir: Path, steps: int) -> Path:
-    """A tiny promoter model from the demo experiment, `steps` optimizer steps."""
+    """A tiny promoter model from the demo experiment: one epoch cut to `steps` batches."""
     command = [
         str(Path(sys.executable).parent / "bigbird-genomics-train"),
         "experiment=promoter_demo",
         "logger=csv",
         "callbacks.progress_bar=null",
-        f"trainer.max_steps={steps}",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={steps}",
+        "trainer.limit_val_batches=2",
         f"hydra.run.dir={out_dir}",
     ]
     subprocess.run(command, check=True, env=dict(os.environ, WANDB_MODE="disabled"))

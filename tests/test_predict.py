@@ -8,6 +8,9 @@ use a real tiny checkpoint trained through the training engineer's API.
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -266,11 +269,29 @@ def test_cli_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real checkpoint from a few training steps on the demo promoter data (session-wide)."""
-    training = pytest.importorskip(
-        "bigbird_genomics.testing", reason="training helpers not built yet"
-    )
-    return Path(training.tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt")))
+    """A real checkpoint: 2 training batches of the tiny demo promoter model (session-wide)."""
+    from bigbird_genomics.demo import write_demo_data
+    from bigbird_genomics.tokenized import tokenize_fasta
+
+    root = tmp_path_factory.mktemp("tiny_ckpt")
+    demo = write_demo_data(root / "demo", seed=0)
+    dataset = tokenize_fasta(demo["promoter"], root / "data", KmerTokenizer(6, 1), max_tokens=319)
+    command = [
+        str(Path(sys.executable).parent / "bigbird-genomics-train"),
+        "experiment=promoter_demo",
+        f"data.dataset={dataset}",
+        f"hydra.run.dir={root / 'run'}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "logger=csv",
+        "callbacks.progress_bar=null",
+    ]
+    env = dict(os.environ, WANDB_MODE="disabled")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return root / "run" / "checkpoints" / "best.ckpt"
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ rule train_sweep:
     params:
         run_dir=subpath(output.metrics, parent=True),
         hydra_task=TASKS.get(SWEEP.get("task"), {}).get("hydra_task", SWEEP.get("task")),
-        overrides=lambda wildcards: quoted(SWEEP_SETTINGS[wildcards.setting]),
+        overrides=lambda wildcards: quoted(
+            [*SWEEP.get("overrides", []), *SWEEP_SETTINGS[wildcards.setting]]
+        ),
         base_overrides=hydra_overrides(SWEEP["task"]) if SWEEP_SETTINGS else "",
     log:
         f"{RESULTS}/logs/train_sweep/{{setting}}.log",
@@ -30,10 +32,7 @@ rule train_sweep:
 
 rule sweep_summary:
     input:
-        metrics=[
-            f"{run_dir(SWEEP.get('task'))}/metrics.json",
-            *expand(f"{RESULTS}/sweep/runs/{{setting}}/metrics.json", setting=SWEEP_SETTINGS),
-        ],
+        metrics=expand(f"{RESULTS}/sweep/runs/{{setting}}/metrics.json", setting=SWEEP_SETTINGS),
     output:
         table=report(
             f"{RESULTS}/sweep/summary.tsv",
