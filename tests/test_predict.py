@@ -20,6 +20,7 @@ from bigbird_genomics import cli
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.kmers import UNK_ID, KmerTokenizer, plan_windows
 from bigbird_genomics.predict import (
+    LabelMismatchError,
     ScanPlan,
     WindowSizeError,
     iter_windows,
@@ -231,6 +232,18 @@ def test_window_larger_than_context_is_refused(tmp_path: Path) -> None:
         predict_fasta(MotifCounter(k=3, max_tokens=33), fasta, tmp_path / "o.tsv", window_bp=35)
     with pytest.raises(WindowSizeError, match="--overlap-bp"):
         predict_fasta(MotifCounter(), fasta, tmp_path / "o.tsv", window_bp=20, overlap_bp=20)
+
+
+def test_header_labels_of_another_task_are_refused(tmp_path: Path) -> None:
+    """A labelled FASTA made for a 3-label task cannot be scored by a 2-label checkpoint."""
+    good = tmp_path / "good.fa"
+    good.write_text(">a labels=0,1 split=test\nACGTACGTAC\n>b\nACGTACGT\n")
+    predict_fasta(MotifCounter(), good, tmp_path / "o.tsv")
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nACGTACGTAC\n>b labels=0,1,0\nACGTACGT\n")
+    with pytest.raises(LabelMismatchError, match="bad.fa.*3 label.*predicts 2"):
+        predict_fasta(MotifCounter(), bad, tmp_path / "o2.tsv")
+    assert not (tmp_path / "o2.tsv").exists()
 
 
 def test_failure_midway_leaves_no_partial_output(tmp_path: Path, long_record: str) -> None:

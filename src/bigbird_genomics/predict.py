@@ -33,6 +33,7 @@ from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.fasta import FastaPolicy, FastaRecord, read_fasta
 from bigbird_genomics.kmers import KmerTokenizer
+from bigbird_genomics.labels import header_fields
 
 DEFAULT_BATCH_SIZE = 32
 VALUE_FORMAT = "{:.6g}"
@@ -46,6 +47,10 @@ class CheckpointNotFoundError(UserError):
     """The --checkpoint path does not exist."""
 
 
+class LabelMismatchError(UserError):
+    """The FASTA's header labels do not fit the checkpoint's outputs: made for another task."""
+
+
 class WindowSizeError(UserError):
     """A scan window the checkpoint's context cannot hold, or an overlap that leaves no step."""
 
@@ -55,6 +60,7 @@ class WindowScorer(Protocol):
 
     tokenizer: KmerTokenizer
     label_names: Sequence[str]
+    task_type: str
     max_tokens: int
 
     def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray: ...
@@ -187,11 +193,33 @@ def _write_interval(
     stream.write(f"{record_id}\t{start}\t{end}\t{values}\n")
 
 
+def check_header_labels(record: FastaRecord, model: WindowScorer) -> None:
+    """Refuse a record whose header labels (`label=`/`labels=`) count differently from the
+    checkpoint's outputs: the FASTA was built for another task than the model was trained on."""
+    if model.task_type not in ("binary", "multilabel"):
+        return
+    fields = header_fields(record.description)
+    if "labels" in fields:
+        count = len(fields["labels"].split(","))
+    elif "label" in fields:
+        count = 1
+    else:
+        return
+    if count != len(model.label_names):
+        raise LabelMismatchError(
+            f"{record.where()}: the header carries {count} label(s) but the checkpoint predicts "
+            f"{len(model.label_names)} ({', '.join(model.label_names)}); this FASTA was made "
+            "for another task: use the checkpoint trained on it, or a FASTA without labels"
+        )
+
+
 def _windows(
-    records: Iterable[FastaRecord], plan: ScanPlan, tokenizer: KmerTokenizer
+    records: Iterable[FastaRecord], model: WindowScorer, plan: ScanPlan
 ) -> Iterator[tuple[FastaRecord, _Window, np.ndarray]]:
     """Every window of every record with its tokens, one at a time."""
+    tokenizer = model.tokenizer
     for index, record in enumerate(records):
+        check_header_labels(record, model)
         # An empty record still gets its row (of NaN) through one empty window.
         for start, end in (
             iter_windows(len(record.sequence), plan) if len(record.sequence) else [(0, 0)]
@@ -269,7 +297,7 @@ def predict_fasta(
             )
         )
         current: _RecordScan | None = None
-        for batch in _batches(_windows(records, plan, loaded_model.tokenizer), batch_size):
+        for batch in _batches(_windows(records, loaded_model, plan), batch_size):
             scores = _score(loaded_model, [tokens for _, _, tokens in batch], len(labels))
             for (record, window, _), window_scores in zip(batch, scores, strict=True):
                 if current is None or window.record_index != summary.num_records - 1:
