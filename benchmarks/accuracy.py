@@ -3,7 +3,7 @@
 Builds the data sets with `bigbird-genomics build-promoters` / `build-chromatin`, tokenizes
 them, trains with `bigbird-genomics-train` (model=small by default), scores with
 `bigbird-genomics evaluate`, and fits two baselines on the same train/test split:
-a k-mer (default 4-mer) frequency logistic regression, and one on mono+dinucleotide
+k-mer (default 4- and 6-mer) frequency logistic regressions, and one on mono+dinucleotide
 frequencies only, which measures how much a negative recipe leaks through composition.
 
     python -m benchmarks.accuracy --out results/bench/accuracy --seeds 0 1 2 --max-minutes 30
@@ -279,11 +279,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def render_table(results: dict[str, dict], kmer: int = 4) -> str:
+def render_table(results: dict[str, dict], kmers: list[int]) -> str:
     columns = [
         "task",
         "test n",
-        f"{kmer}-mer LR acc / F1 / AUROC",
+        *(f"{k}-mer LR acc / F1 / AUROC" for k in kmers),
         "mono+di LR AUROC",
         "BigBird acc",
         "BigBird F1",
@@ -300,7 +300,10 @@ def render_table(results: dict[str, dict], kmer: int = 4) -> str:
         cells = [
             name,
             str(entry["test_records"]),
-            f"{lr['accuracy']:.3f} / {lr['f1']:.3f} / {lr['auroc']:.3f}",
+            *(
+                f"{lr[str(k)]['accuracy']:.3f} / {lr[str(k)]['f1']:.3f} / {lr[str(k)]['auroc']:.3f}"
+                for k in kmers
+            ),
             f"{comp['auroc']:.3f}",
             _mean_sd(column["accuracy"]),
             _mean_sd(column["f1"]),
@@ -324,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         "--max-minutes", type=float, default=30.0, help="training time limit per run"
     )
     parser.add_argument("--max-epochs", type=int, default=20)
-    parser.add_argument("--kmer", type=int, default=4, help="k of the k-mer LR baseline")
+    parser.add_argument(
+        "--kmer", type=int, nargs="+", default=[4, 6], help="k of the k-mer LR baselines"
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per training run")
     parser.add_argument("--baseline-only", action="store_true", help="skip BigBird training")
     parser.add_argument(
@@ -343,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         sequences, labels, splits = read_labelled(fasta)
         entry = {
             "test_records": int((splits == "test").sum()),
-            "kmer_lr": baseline_metrics(kmer_frequencies(sequences, args.kmer), labels, splits),
+            "kmer_lr": {
+                str(k): baseline_metrics(kmer_frequencies(sequences, k), labels, splits)
+                for k in args.kmer
+            },
             "composition_lr": baseline_metrics(composition_features(sequences), labels, splits),
             "bigbird": [],
         }
