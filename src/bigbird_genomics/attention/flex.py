@@ -26,12 +26,15 @@ def flex_attention_available() -> bool:
 
 
 @cache
-def _compiled_flex_attention():  # noqa: ANN202 - returns torch.compile's wrapper
+def _compiled_flex_attention(device_type: str):  # noqa: ANN202 - torch.compile's wrapper
     from torch.nn.attention.flex_attention import flex_attention
 
-    # Default (automatic) dynamic shapes: a fixed-shape compile would recompile per padded length
-    # and, past the recompile limit, fall back to eager FlexAttention, which is O(N^2) in memory.
-    return torch.compile(flex_attention)
+    # CUDA: automatic dynamic shapes, since a fixed-shape compile recompiles per padded length
+    # and, past the recompile limit, falls back to eager FlexAttention (O(N^2) memory).
+    # CPU: static shapes; with torch 2.13 the dynamic-shape CPU kernel failed to compile here
+    # (C++ error "'cur_kvSplitSize5' was not declared").
+    dynamic = None if device_type == "cuda" else False
+    return torch.compile(flex_attention, dynamic=dynamic)
 
 
 def kernel_options(block_size: int) -> dict[str, int] | None:
@@ -129,7 +132,7 @@ def flex_bigbird_attention(
         seq_lengths=(num_padded, num_padded),
     )
     use_compiled = q.is_cuda if compiled is None else compiled
-    attend = _compiled_flex_attention() if use_compiled else flex_attention
+    attend = _compiled_flex_attention(q.device.type) if use_compiled else flex_attention
     options = kernel_options(block_size) if q.is_cuda else None
     out = attend(q, k, v, block_mask=block_mask, kernel_options=options)
     # Rows with no attendable key: zeros, as in the other backends (block-level: all rows of a
