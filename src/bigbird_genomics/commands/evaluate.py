@@ -1,0 +1,56 @@
+"""`bigbird-genomics evaluate`: score a checkpoint on a split of a tokenized data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = (
+    "Score a trained checkpoint on one split of a tokenized data set: metrics.json (accuracy, "
+    "F1, MCC, AUROC, AUPRC; per-profile AUROC/AUPRC for multi-label tasks), optionally the "
+    "per-example predictions and ROC/PR plots."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint")
+    parser.add_argument("--data", required=True, type=Path, help="tokenized data set directory")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
+    parser.add_argument("--predictions", type=Path, default=None, help="per-example TSV")
+    parser.add_argument("--plots", type=Path, default=None, help="folder for roc.png / pr.png")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.evaluation import predict_split, split_metrics, write_predictions
+    from bigbird_genomics.inference import load_checkpoint
+    from bigbird_genomics.run_outputs import write_json
+    from bigbird_genomics.tokenized import TokenizedDataset
+    from bigbird_genomics.train import label_groups_of
+
+    model = load_checkpoint(args.checkpoint, args.device)
+    data = TokenizedDataset(args.data)
+    predictions = predict_split(model, data, args.split, args.batch_size)
+    metrics = {
+        "checkpoint": str(args.checkpoint),
+        "data": str(args.data),
+        "split": args.split,
+        "task_type": model.task_type,
+        args.split: split_metrics(model, predictions, label_groups_of(data)),
+    }
+    write_json(args.out, metrics)
+    if args.predictions:
+        write_predictions(args.predictions, model, data, predictions)
+    if args.plots:
+        from bigbird_genomics.training_plots import plot_roc_pr
+
+        targets = predictions.targets
+        if model.task_type == "multiclass":
+            targets = (targets[:, :1] == range(predictions.probs.shape[1])).astype(int)
+        plot_roc_pr(predictions.probs, targets, model.label_names,
+                    args.plots / "roc.png", args.plots / "pr.png")
+    scalars = {k: v for k, v in metrics[args.split].items() if isinstance(v, float)}
+    print(" ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
+    return 0

@@ -1,0 +1,101 @@
+"""Checks of a training configuration that fail before any training starts.
+
+Hydra already rejects unknown keys (the configs are in struct mode); these are the checks of
+values and of the config against the data set, each naming the key to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bigbird_genomics.attention import SparsityConfig
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.model.network import TASK_TYPES
+
+POOLINGS = ("cls", "mean")
+
+
+class ConfigError(UserError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def sparsity_config(attention: dict[str, Any]) -> SparsityConfig:
+    try:
+        return SparsityConfig(**attention).validate("attention")
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid attention config: {error}") from error
+
+
+def check_static(cfg: dict[str, Any]) -> None:
+    """Checks that need only the configuration (no data)."""
+    sparsity = sparsity_config(cfg["attention"])
+    model = cfg["model"]
+    context = model["max_tokens"]
+    if context % sparsity.block_size:
+        raise ConfigError(
+            f"attention.block_size={sparsity.block_size} does not divide the context "
+            f"model.max_tokens={context}; choose a block size that divides it (e.g. "
+            f"{_divisors_hint(context)})"
+        )
+    if model["hidden_size"] % model["num_heads"]:
+        raise ConfigError(
+            f"model.hidden_size={model['hidden_size']} is not divisible by "
+            f"model.num_heads={model['num_heads']}"
+        )
+    if (model["hidden_size"] // model["num_heads"]) % 2:
+        raise ConfigError(
+            "model.hidden_size / model.num_heads must be even (rotary positions rotate pairs)"
+        )
+    task = cfg["task"]
+    if task["type"] not in TASK_TYPES:
+        raise ConfigError(f"task.type={task['type']!r} must be one of {', '.join(TASK_TYPES)}")
+    if task["pooling"] not in POOLINGS:
+        raise ConfigError(f"task.pooling={task['pooling']!r} must be one of {', '.join(POOLINGS)}")
+    if task["type"] == "multiclass" and (task.get("num_classes") or 0) < 2:
+        raise ConfigError("task.num_classes must be set (>= 2) for a multiclass task")
+    data = cfg["data"]
+    for key in ("batch_size", "eval_batch_size"):
+        if data[key] < 1:
+            raise ConfigError(f"data.{key}={data[key]} must be >= 1")
+    if data["num_workers"] < 0:
+        raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
+
+
+def _divisors_hint(context: int) -> str:
+    candidates = [size for size in (16, 32, 64, 128) if context % size == 0]
+    return ", ".join(str(size) for size in candidates) or "a power of two"
+
+
+def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str, Any]) -> None:
+    """Checks of the config against a tokenized data set (vocabulary, lengths, labels)."""
+    try:
+        data.check_tokenizer(tokenizer_dict)
+    except UserError as error:
+        raise ConfigError(
+            f"tokenizer.k={tokenizer_dict['k']} tokenizer.stride={tokenizer_dict['stride']} do not "
+            f"match data set {data.path}: {error}. Set tokenizer.k/tokenizer.stride to the data "
+            "set's, or re-tokenize it"
+        ) from error
+    context = cfg["model"]["max_tokens"]
+    longest = int(max(data.lengths)) if len(data.lengths) else 0
+    if longest + 1 > context:
+        raise ConfigError(
+            f"data set {data.path} has examples of {longest} k-mer tokens, which with [CLS] "
+            f"exceed model.max_tokens={context}; raise model.max_tokens or tokenize with "
+            f"--max-tokens {context - 1}"
+        )
+    task = cfg["task"]
+    for split in ("train", "val"):
+        if len(data.split_indices(split)) == 0:
+            raise ConfigError(f"data set {data.path} has no {split!r} examples; data.dataset")
+    if task["type"] == "mlm":
+        return
+    if not data.label_names:
+        raise ConfigError(
+            f"task={task['name']} ({task['type']}) needs labels but data set {data.path} has none"
+        )
+    if task["type"] in ("binary", "multiclass") and len(data.label_names) != 1:
+        raise ConfigError(
+            f"task.type={task['type']} expects one label column, data set {data.path} has "
+            f"{len(data.label_names)} ({', '.join(data.label_names[:5])}...); use task=chromatin"
+        )

@@ -1,0 +1,80 @@
+"""Score a loaded checkpoint on one split of a tokenized data set; write predictions.
+
+Used at the end of training (metrics.json, test_predictions.tsv) and by `bigbird-genomics
+evaluate`, so both report numbers computed by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bigbird_genomics.datasets.io import atomic_open
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference import LoadedModel
+from bigbird_genomics.metrics import compute_metrics
+from bigbird_genomics.tokenized import TokenizedDataset
+
+
+@dataclass
+class SplitPredictions:
+    """Probabilities and true labels of one split, row-aligned with `indices`."""
+
+    split: str
+    indices: np.ndarray
+    probs: np.ndarray
+    targets: np.ndarray
+
+
+def predict_split(
+    model: LoadedModel, data: TokenizedDataset, split: str, batch_size: int = 64
+) -> SplitPredictions:
+    """Run the model over every example of `split` (sorted by length to pad little)."""
+    data.check_tokenizer(model.tokenizer.to_dict())
+    indices = np.asarray(data.split_indices(split), dtype=np.int64)
+    if len(indices) == 0:
+        raise UserError(f"data set {data.path} has no examples in split {split!r}")
+    if data.labels(int(indices[0])) is None:
+        raise UserError(f"data set {data.path} has no labels: nothing to evaluate against")
+    order = indices[np.argsort(np.asarray(data.lengths)[indices], kind="stable")]
+    probs = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        probs.append(model.predict_proba([data.tokens(int(i)) for i in chunk]))
+    targets = np.stack([np.asarray(data.labels(int(i))) for i in order])
+    return SplitPredictions(split, order, np.concatenate(probs), targets)
+
+
+def split_metrics(model: LoadedModel, predictions: SplitPredictions, label_groups=None) -> dict:
+    """Scalar metrics (+ per-profile table for multi-label tasks) of one split."""
+    targets = predictions.targets
+    if model.task_type == "multiclass":
+        targets = targets[:, 0]
+    scalars, per_label = compute_metrics(
+        model.task_type, predictions.probs, targets, model.label_names, label_groups
+    )
+    result: dict = {"num_examples": len(predictions.indices), **scalars}
+    if per_label:
+        result["per_label"] = per_label
+    return result
+
+
+def write_predictions(
+    path: str | Path, model: LoadedModel, data: TokenizedDataset, predictions: SplitPredictions
+) -> Path:
+    """TSV: record id, window start/end (bp), then true label and probability per output."""
+    label_columns = list(data.label_names) if data.label_names else ["label"]
+    header = ["id", "start", "end"]
+    header += [f"true_{name}" for name in label_columns]
+    header += [f"prob_{name}" for name in model.label_names]
+    with atomic_open(path) as handle:
+        handle.write("\t".join(header) + "\n")
+        for row, index in enumerate(predictions.indices):
+            record_id, start, end = data.record(int(index))
+            fields = [str(record_id), str(start), str(end)]
+            fields += [str(int(v)) for v in predictions.targets[row]]
+            fields += [f"{p:.6g}" for p in predictions.probs[row]]
+            handle.write("\t".join(fields) + "\n")
+    return Path(path)

@@ -1,0 +1,29 @@
+"""Hydra callback: at the end of a multirun, summarise its runs into summary.tsv / summary.png."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from bigbird_genomics.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class SweepSummary(Callback):
+    """Writes `<sweep dir>/summary.tsv` and `summary.png` (see `sweep_summary`)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bigbird_genomics.sweep_summary import write_summary
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            rows = write_summary([sweep_dir], sweep_dir / "summary.tsv", sweep_dir / "summary.png")
+        except UserError as error:
+            log.warning("no sweep summary: %s", error)
+            return
+        log.info("sweep summary of %d runs: %s", len(rows), sweep_dir / "summary.tsv")

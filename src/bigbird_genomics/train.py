@@ -1,0 +1,285 @@
+"""`bigbird-genomics-train`: the Hydra app that trains one model into one run directory.
+
+    bigbird-genomics-train task=promoter data.dataset=DIR hydra.run.dir=OUT [key=value ...]
+
+With no `data.dataset` the embedded demo data set is generated (seeded) into
+`paths.cache_dir` and tokenized there, so the command works on a fresh install. The run
+directory receives config.yaml, checkpoints/{best,last}.ckpt, metrics.json,
+test_predictions.tsv, plots/, csv/ and wandb/ (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from bigbird_genomics.config_checks import ConfigError, check_against_data, check_static
+from bigbird_genomics.datasets.io import atomic_open
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.run_outputs import finish_run
+
+log = logging.getLogger(__name__)
+
+# conf/ at the repository root (editable install); BIGBIRD_GENOMICS_CONF points elsewhere.
+CONF_DIR = Path(
+    os.environ.get("BIGBIRD_GENOMICS_CONF", Path(__file__).resolve().parents[2] / "conf")
+)
+
+
+# --------------------------------------------------------------------------- data set
+def _atomic_dir(target: Path, build) -> Path:
+    """Build a directory under a temporary name and rename it into place (first one wins)."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        build(temporary)
+        os.replace(temporary, target)
+    except OSError:
+        if not target.exists():
+            raise
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+    return target
+
+
+def prepare_demo_dataset(cfg: dict[str, Any], tokenizer) -> Path:
+    """Generate and tokenize the demo data of `task.demo` into the cache (once per settings)."""
+    from bigbird_genomics.demo import write_demo_data
+    from bigbird_genomics.tokenized import tokenize_fasta
+
+    seed = cfg["data"]["demo_seed"]
+    cache = Path(cfg["paths"]["cache_dir"]) / f"demo-seed{seed}"
+    fasta_dir = _atomic_dir(cache / "fasta", lambda out: write_demo_data(out, seed=seed))
+    demo = cfg["task"]["demo"]
+    max_tokens = cfg["model"]["max_tokens"] - 1
+    name = f"{demo['fasta']}-k{tokenizer.k}-s{tokenizer.stride}-t{max_tokens}-{tokenizer.vocab_hash}"
+
+    def build(out: Path) -> None:
+        tokenize_fasta(
+            fasta_dir / f"{demo['fasta']}.fa",
+            out,
+            tokenizer,
+            labels_table=fasta_dir / f"{demo['labels']}.tsv" if demo.get("labels") else None,
+            label_groups_table=(
+                fasta_dir / f"{demo['label_groups']}.tsv" if demo.get("label_groups") else None
+            ),
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+
+    return _atomic_dir(cache / "tokenized" / name, build)
+
+
+def label_groups_of(data) -> dict[str, str]:
+    groups = data.label_groups
+    if not groups:
+        return {}
+    if isinstance(groups, dict):
+        return {str(k): str(v) for k, v in groups.items()}
+    return {str(name): str(group) for name, group in zip(data.label_names, groups, strict=True)}
+
+
+def positive_weights(data, limit: float) -> list[float]:
+    """neg/pos per label on the training split, clipped to [1, limit] (rare profiles)."""
+    labels = np.stack([np.asarray(data.labels(int(i))) for i in data.split_indices("train")])
+    positives = labels.sum(axis=0)
+    negatives = len(labels) - positives
+    return np.clip(negatives / np.maximum(positives, 1), 1.0, limit).astype(float).tolist()
+
+
+# ------------------------------------------------------------------------ building
+def task_hparams(cfg: dict[str, Any], data) -> dict[str, Any]:
+    task = cfg["task"]
+    hparams: dict[str, Any] = {
+        "name": task["name"],
+        "type": task["type"],
+        "pooling": task["pooling"],
+        "num_classes": task.get("num_classes"),
+        "mask_fraction": task.get("mask_fraction", 0.15),
+        "label_names": [] if task["type"] == "mlm" else [str(n) for n in data.label_names],
+        "label_groups": {} if task["type"] == "mlm" else label_groups_of(data),
+        "pos_weight": None,
+    }
+    if task.get("pos_weight") == "auto" and task["type"] in ("binary", "multilabel"):
+        hparams["pos_weight"] = positive_weights(data, float(task.get("max_pos_weight", 100.0)))
+    elif isinstance(task.get("pos_weight"), list):
+        hparams["pos_weight"] = [float(w) for w in task["pos_weight"]]
+    return hparams
+
+
+def build_module(cfg: dict[str, Any], data):
+    from bigbird_genomics.inference import load_encoder_weights
+    from bigbird_genomics.lightning_module import GenomicsModule
+
+    tokenizer = data.tokenizer
+    model = {key: cfg["model"][key] for key in (
+        "hidden_size", "num_layers", "num_heads", "intermediate_size", "dropout", "max_tokens",
+        "rotary_base")}
+    model["vocab_size"] = tokenizer.vocab_size
+    module = GenomicsModule(
+        model=model,
+        attention=dict(cfg["attention"]),
+        task=task_hparams(cfg, data),
+        tokenizer=tokenizer.to_dict(),
+        optim=dict(cfg["optim"]),
+        seed=int(cfg["seed"]),
+    )
+    if cfg["model"].get("init_from"):
+        copied = load_encoder_weights(module.network, cfg["model"]["init_from"])
+        log.info("model.init_from: copied %d encoder tensors from %s", copied,
+                 cfg["model"]["init_from"])
+    return module
+
+
+def build_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[pl.Callback]:
+    from pytorch_lightning.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        RichProgressBar,
+        TQDMProgressBar,
+    )
+
+    from bigbird_genomics.training_callbacks import TokenThroughput
+
+    settings = cfg["callbacks"]
+    monitor, mode = cfg["task"]["monitor"], cfg["task"]["monitor_mode"]
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=True,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        ),
+        TokenThroughput(),
+    ]
+    if settings.get("early_stopping"):
+        early = settings["early_stopping"]
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=early["patience"],
+                                       min_delta=early["min_delta"]))
+    if cfg["logger"].get("wandb") or cfg["logger"].get("csv"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    bar = settings.get("progress_bar")
+    if bar == "rich":
+        callbacks.append(RichProgressBar())
+    elif bar == "tqdm":
+        callbacks.append(TQDMProgressBar(refresh_rate=settings.get("refresh_rate", 10)))
+    return callbacks
+
+
+def build_loggers(cfg: dict[str, Any], run_dir: Path) -> list:
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers: list = []
+    if cfg["logger"].get("csv"):
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    if cfg["logger"].get("wandb"):
+        from bigbird_genomics.wandb_setup import make_wandb_logger
+
+        loggers.append(make_wandb_logger(dict(cfg["logger"]["wandb"]), run_dir))
+    return loggers
+
+
+def resolve_ckpt_path(value: str | None, run_dir: Path) -> str | None:
+    """`ckpt_path=last` resumes from this run's last.ckpt when there is one."""
+    if not value:
+        return None
+    if value == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return str(last)
+        log.warning("ckpt_path=last but %s does not exist: starting from scratch", last)
+        return None
+    if not Path(value).is_file():
+        raise ConfigError(f"ckpt_path={value} does not exist")
+    return value
+
+
+# ------------------------------------------------------------------------ training
+def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = None) -> dict:
+    """Train one model into `run_dir` and write its outputs; returns the metrics.json payload."""
+    from bigbird_genomics.datamodule import TokenizedDataModule
+    from bigbird_genomics.kmers import KmerTokenizer
+
+    check_static(cfg)
+    tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
+    dataset = cfg["data"]["dataset"] or prepare_demo_dataset(cfg, tokenizer)
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    datamodule = TokenizedDataModule(
+        dataset,
+        task_type=cfg["task"]["type"],
+        block_size=cfg["attention"]["block_size"],
+        max_tokens=cfg["model"]["max_tokens"],
+        batch_size=cfg["data"]["batch_size"],
+        eval_batch_size=cfg["data"]["eval_batch_size"],
+        num_workers=cfg["data"]["num_workers"],
+        seed=int(cfg["seed"]),
+    )
+    check_against_data(cfg, datamodule.data, tokenizer.to_dict())
+    module = build_module(cfg, datamodule.data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loggers = build_loggers(cfg, run_dir)
+    callbacks = build_callbacks(cfg, run_dir) + list(extra_callbacks or [])
+    trainer_settings = dict(cfg["trainer"])
+    try:
+        trainer = pl.Trainer(
+            **trainer_settings,
+            default_root_dir=str(run_dir),
+            logger=loggers or False,
+            callbacks=callbacks,
+            use_distributed_sampler=False,  # the batch sampler shards by rank itself
+            enable_progress_bar=bool(cfg["callbacks"].get("progress_bar")),
+        )
+    except TypeError as error:
+        raise ConfigError(f"invalid trainer setting: {error} (see conf/trainer/)") from error
+    if trainer.is_global_zero:
+        with atomic_open(run_dir / "config.yaml") as handle:
+            handle.write(OmegaConf.to_yaml(OmegaConf.create(cfg), resolve=True))
+        for logger in loggers:
+            logger.log_hyperparams({"config": cfg, "model/parameters":
+                                    module.network.num_parameters()})
+    trainer.fit(module, datamodule=datamodule,
+                ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), run_dir))
+    return finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
+
+
+def optimized_value(metrics: dict, name: str | None) -> float | None:
+    """The number an Optuna sweep optimises, e.g. `val/loss` -> metrics['val']['loss']."""
+    if not name:
+        return None
+    split, _, key = name.partition("/")
+    value = metrics.get(split, {}).get(key)
+    return float(value) if value is not None else float("nan")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(config: DictConfig) -> float | None:
+    cfg = OmegaConf.to_container(config, resolve=True)
+    run_dir = Path(cfg["paths"]["output_dir"])
+    try:
+        metrics = train(cfg, run_dir)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Every config group composes; bad configs fail before training with the key in the message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from training_support import compose_config, motif_dataset, training_config
+
+from bigbird_genomics.config_checks import ConfigError, check_static
+from bigbird_genomics.train import CONF_DIR, train
+
+GROUPS = ["task", "model", "attention", "tokenizer", "data", "trainer", "logger", "callbacks",
+          "paths", "experiment"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_every_config_group_option_composes() -> None:
+    # One Hydra context for all options: initialising Hydra costs about a second each time.
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for group in GROUPS:
+            options = _options(group)
+            assert options, f"conf/{group}/ is empty"
+            for option in options:
+                config = compose("train", [f"{group}={option}", "paths.output_dir=/tmp/unused"])
+                plain = OmegaConf.to_container(config, resolve=True)
+                check_static(plain)
+                assert group == "experiment" or plain[group] is not None, (group, option)
+
+
+def test_optuna_search_composes() -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="sweep extra not installed")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("train", ["hparams_search=optuna", "paths.output_dir=/tmp/unused"],
+                         return_hydra_config=True)
+    assert "OptunaSweeper" in config.hydra.sweeper._target_
+    assert "attention.num_random_blocks" in config.hydra.sweeper.params
+
+
+def test_unknown_key_is_rejected_with_its_name() -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config(["model.hiden_size=8"])
+    assert "hiden_size" in str(info.value.__cause__ or info.value)
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("attention.num_window_blocks=2", "attention.num_window_blocks"),
+        ("attention.block_size=48", "attention.block_size"),
+        ("model.num_heads=3", "model.num_heads"),
+        ("task.pooling=max", "task.pooling"),
+        ("attention.backend=sparse", "attention.backend"),
+    ],
+)
+def test_invalid_values_name_the_key(override: str, key: str, tmp_path: Path) -> None:
+    config = training_config(tmp_path / "run", None, [override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_tokenizer_mismatch_with_data_set_names_the_key(tmp_path: Path) -> None:
+    dataset = motif_dataset(tmp_path)  # tokenized with k=3
+    config = training_config(tmp_path / "run", dataset, ["tokenizer=kmer6"])
+    with pytest.raises(ConfigError, match=r"tokenizer\.k=6"):
+        train(config, tmp_path / "run")
+
+
+def test_examples_longer_than_the_context_name_the_key(tmp_path: Path) -> None:
+    dataset = motif_dataset(tmp_path)
+    config = training_config(tmp_path / "run", dataset, ["model.max_tokens=32"])
+    with pytest.raises(ConfigError, match=r"model\.max_tokens=32"):
+        train(config, tmp_path / "run")

@@ -1,0 +1,101 @@
+"""The encoder, heads and span masking: shapes, padding invariance, no leakage."""
+
+from __future__ import annotations
+
+import torch
+
+from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL
+from bigbird_genomics.model.encoder import RotaryEmbedding
+from bigbird_genomics.model.masking import IGNORE_INDEX, mask_spans, overlap_reach, span_positions
+from bigbird_genomics.model.network import GenomicsModel
+
+ENCODER = {"vocab_size": 69, "hidden_size": 32, "num_layers": 2, "num_heads": 4,
+           "intermediate_size": 64, "dropout": 0.0, "max_tokens": 128}
+ATTENTION = {"block_size": 16, "num_window_blocks": 3, "num_global_blocks": 2,
+             "num_random_blocks": 1}
+
+
+def _model(task_type: str = "binary", outputs: int = 1, pooling: str = "cls", **attention):
+    torch.manual_seed(0)
+    return GenomicsModel(ENCODER, {**ATTENTION, **attention}, task_type, outputs, pooling).eval()
+
+
+def test_classifier_shapes_and_mlm_shapes() -> None:
+    tokens = torch.randint(NUM_SPECIAL, 69, (3, 64))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    assert _model("multilabel", 5)(tokens, mask).shape == (3, 5)
+    assert _model("mlm", 0)(tokens, mask).shape == (3, 64, 69)
+
+
+def test_padding_does_not_change_outputs() -> None:
+    """Extra [PAD] blocks after a sequence leave its logits unchanged (CLS and mean pooling)."""
+    tokens = torch.randint(NUM_SPECIAL, 69, (2, 40))
+    tokens[:, 0] = 1
+    padded = torch.cat([tokens, torch.zeros(2, 24, dtype=torch.long)], dim=1)
+    for pooling in ("cls", "mean"):
+        # window+global cover every block, so the layout does not depend on the block count
+        model = _model(pooling=pooling, num_random_blocks=0, num_window_blocks=7)
+        short = model(tokens, tokens != 0)
+        long = model(padded, padded != 0)
+        torch.testing.assert_close(short, long, atol=1e-5, rtol=1e-4)
+
+
+def test_sparse_and_full_attention_agree_when_pattern_covers_everything() -> None:
+    tokens = torch.randint(NUM_SPECIAL, 69, (2, 48))
+    sparse = _model(num_window_blocks=5, num_global_blocks=2, backend="block")
+    full = _model(backend="full")
+    full.load_state_dict(sparse.state_dict())
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    torch.testing.assert_close(sparse(tokens, mask), full(tokens, mask), atol=1e-5, rtol=1e-4)
+
+
+def test_rotary_scores_depend_only_on_relative_position() -> None:
+    rotary = RotaryEmbedding(head_dim=8, max_tokens=64, base=10000.0)
+    q = torch.randn(1, 1, 1, 8).expand(1, 1, 64, 8)
+    k = torch.randn(1, 1, 1, 8).expand(1, 1, 64, 8)
+    scores = (rotary(q) * rotary(k)).sum(-1)[0, 0]  # same vectors at every position
+    q_rot, k_rot = rotary(q)[0, 0], rotary(k)[0, 0]
+    assert torch.allclose(q_rot[10] @ k_rot[7], q_rot[40] @ k_rot[37], atol=1e-4)
+    assert torch.allclose(scores, scores[0].expand(64), atol=1e-4)
+
+
+def test_span_masking_hides_every_overlapping_kmer_of_a_scored_token() -> None:
+    k, stride = 6, 1
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.ones(8, 512, dtype=torch.bool)
+    mask[:, 400:] = False
+    hidden, scored = span_positions(mask, k=k, stride=stride, generator=generator)
+    reach = overlap_reach(k, stride)
+    assert reach == 5
+    assert not hidden[:, 0].any() and not hidden[:, 400:].any()
+    assert scored.any(dim=1).all()
+    assert (hidden | ~scored).all()  # scored tokens are hidden
+    assert 0.08 < hidden[:, 1:400].float().mean().item() < 0.25  # about 15 %
+    # Every token sharing bases with a scored token is hidden too (except [CLS] / padding).
+    real = mask.clone()
+    real[:, 0] = False
+    for offset in range(-reach, reach + 1):
+        neighbour = torch.roll(scored, offset, dims=1)  # neighbour[p] = scored[p - offset]
+        if offset > 0:
+            neighbour[:, :offset] = False
+        elif offset < 0:
+            neighbour[:, offset:] = False
+        assert hidden[neighbour & real].all()
+
+
+def test_mask_spans_labels_and_replacements() -> None:
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(NUM_SPECIAL, NUM_SPECIAL + 64, (4, 300))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    masked, labels = mask_spans(tokens, mask, k=3, stride=1, mask_token_id=MASK_ID,
+                                first_kmer_id=NUM_SPECIAL, vocab_size=NUM_SPECIAL + 64,
+                                generator=generator)
+    scored = labels != IGNORE_INDEX
+    assert (labels[scored] == tokens[scored]).all()
+    assert (masked[scored] == MASK_ID).float().mean() > 0.6
+    assert (masked[:, 0] == tokens[:, 0]).all()
+
+
+def test_mlm_head_is_tied_to_the_embedding() -> None:
+    model = _model("mlm", 0)
+    assert model.head.embedding.weight is model.encoder.embedding.weight
