@@ -119,6 +119,14 @@ def run_logged(command: list[str], log: Path, threads: int) -> float:
     return time.perf_counter() - start
 
 
+def tokenized_is_current(tokenized: Path) -> bool:
+    """Whether a tokenized folder was made with this version's 6-mer vocabulary."""
+    from bigbird_genomics.kmers import KmerTokenizer
+
+    meta = json.loads((tokenized / "meta.json").read_text())
+    return meta.get("vocab_hash") == KmerTokenizer(k=6, stride=1).vocab_hash
+
+
 def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
     """Build and tokenize once; later calls reuse the folders."""
     data = out / "data" / task.name
@@ -129,6 +137,8 @@ def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
             data / "build.log",
             threads,
         )
+    if tokenized.exists() and not tokenized_is_current(tokenized):
+        shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
     if not tokenized.exists():
         run_logged(
             cli_command()
@@ -151,7 +161,7 @@ def train_and_evaluate(
     task: Task, tokenized: Path, run_dir: Path, seed: int, args: argparse.Namespace
 ) -> dict[str, float]:
     """One training run with the project's CLI, scored on the test split by `evaluate`."""
-    minutes = int(args.max_minutes)
+    minutes = max(1, int(args.max_minutes))  # Lightning's max_time is DD:HH:MM:SS
     overrides = [
         "task=promoter",
         f"task.name={task.name}",
@@ -160,7 +170,7 @@ def train_and_evaluate(
         f"seed={seed}",
         "logger=csv",
         f"trainer.max_epochs={args.max_epochs}",
-        f"+trainer.max_time=00:{minutes // 60:02d}:{minutes % 60:02d}:00",
+        f"+trainer.max_time='00:{minutes // 60:02d}:{minutes % 60:02d}:00'",
         f"hydra.run.dir={run_dir}",
         *args.override,
     ]

@@ -23,13 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.accuracy import SHARED, cli_command, read_labelled, run_logged, train_command
+from benchmarks.accuracy import (
+    SHARED,
+    cli_command,
+    read_labelled,
+    run_logged,
+    tokenized_is_current,
+    train_command,
+)
 
 VARIANTS = {
     "window_only": ["attention=window_only"],
@@ -65,6 +73,8 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path, int]:
         if ecoli.exists():
             command += ["--background-fasta", str(ecoli)]
         run_logged(command, data / "make.log", args.threads)
+    if tokenized.exists() and not tokenized_is_current(tokenized):
+        shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
     if not tokenized.exists():
         run_logged(
             cli_command()
@@ -87,7 +97,7 @@ def train_variant(name: str, tokenized: Path, tokens: int, args: argparse.Namesp
     """Train and evaluate one attention variant with the project's CLIs."""
     run_dir = args.out / "runs" / name
     context = -(-(tokens + 1) // BLOCK) * BLOCK  # [CLS] + tokens, rounded up to whole blocks
-    minutes = int(args.max_minutes)
+    minutes = max(1, int(args.max_minutes))  # Lightning's max_time is DD:HH:MM:SS
     overrides = [
         "task=promoter",
         "task.name=longrange",
@@ -99,7 +109,7 @@ def train_variant(name: str, tokenized: Path, tokens: int, args: argparse.Namesp
         f"seed={args.seed}",
         "logger=csv",
         f"trainer.max_epochs={args.max_epochs}",
-        f"+trainer.max_time=00:{minutes // 60:02d}:{minutes % 60:02d}:00",
+        f"+trainer.max_time='00:{minutes // 60:02d}:{minutes % 60:02d}:00'",
         f"hydra.run.dir={run_dir}",
         *args.override,
     ]
