@@ -1,6 +1,6 @@
 """Atomic writing of FASTA and TSV files, so an interrupted build never leaves half a file.
 
-FASTA is written by hand rather than with Bio.SeqIO because the builders keep soft-masked
+FASTA goes through `fasta.write_fasta`, not Bio.SeqIO: the builders keep soft-masked
 (lower-case) letters and `key=value` header fields exactly as given, and sequences live in
 numpy arrays that SeqIO would first copy into `Seq` objects.
 """
@@ -36,13 +36,6 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
         raise
 
 
-def as_text(sequence: str | np.ndarray) -> str:
-    """A sequence as a str, whether it is already one or an ASCII uint8 array."""
-    if isinstance(sequence, str):
-        return sequence
-    return np.ascontiguousarray(sequence, dtype=np.uint8).tobytes().decode("ascii")
-
-
 def format_header(record_id: str, fields: dict[str, object] | None = None) -> str:
     """`id key=value ...`: the header form that `labels` parses (`label=1 split=train`)."""
     parts = [record_id]
@@ -56,14 +49,10 @@ def write_fasta(
     records: Iterable[tuple[str, str | np.ndarray]],
     line_width: int = FASTA_LINE_WIDTH,
 ) -> Path:
-    """Write (header, sequence) pairs as FASTA, atomically; returns the path."""
-    with atomic_open(path) as stream:
-        for header, sequence in records:
-            text = as_text(sequence)
-            stream.write(f">{header}\n")
-            for start in range(0, len(text), line_width):
-                stream.write(text[start : start + line_width])
-                stream.write("\n")
+    """Write (header, sequence) pairs as FASTA, atomically (gzip if the path ends in .gz)."""
+    from bigbird_genomics.fasta import write_fasta as write_fasta_records
+
+    write_fasta_records(path, records, line_width)
     return Path(path)
 
 

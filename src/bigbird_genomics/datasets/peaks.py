@@ -1,7 +1,8 @@
 """Peak, TSS and blacklist files: BED3+/BED6/narrowPeak, plain or gzip, and peak sample sheets.
 
-Only the columns the builders use are parsed (chrom, start, end, strand), which keeps one
-reader for every BED flavour; header, `track` and `browser` lines are skipped.
+Only the columns the builders use are parsed (chrom, start, end, name, strand), which keeps
+one reader for every BED flavour; header, `track` and `browser` lines are skipped. Not
+`intervals.read_bed`, which reads plain text only: ENCODE and Roadmap ship peaks gzipped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class BedRow:
     start: int
     end: int
     strand: str = "."
+    name: str | None = None
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def read_bed_rows(path: str | Path) -> Iterator[BedRow]:
                     "BED intervals are 0-based, half-open, with end > start"
                 )
             strand = fields[5] if len(fields) > 5 and fields[5] in ("+", "-") else "."
-            yield BedRow(fields[0], start, end, strand)
+            name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None
+            yield BedRow(fields[0], start, end, strand, name, number)
 
 
 def merged_intervals(path: str | Path) -> dict[str, np.ndarray]:

@@ -195,10 +195,11 @@ def promoters_from_genome(
     Returns (id, sequence) and the (chrom, start, end) of each window, for overlap grouping.
     """
     from bigbird_genomics.datasets.motifs import to_array
-    from bigbird_genomics.intervals import Interval, extract_intervals, read_bed
+    from bigbird_genomics.datasets.peaks import read_bed_rows
+    from bigbird_genomics.intervals import Interval, extract_intervals
 
     tss_sites = []
-    for row in read_bed(tss_bed):
+    for row in read_bed_rows(tss_bed):
         position = row.end - 1 if row.strand == "-" else row.start
         tss_sites.append(
             Interval(row.chrom, position, position + 1, row.name, row.strand, None, row.line)
