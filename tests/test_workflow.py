@@ -26,7 +26,7 @@ from bigbird_genomics.report import (
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "conf")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "conf", "profiles")
 
 
 @pytest.fixture
@@ -125,23 +125,18 @@ def test_missing_or_malformed_input_fails_in_validate_with_ingestion_message(wor
 
     def point_at_user_files(config: dict) -> None:
         config["tasks"]["promoter"]["fasta"] = "missing.fa"
-        config["tasks"]["chromatin"]["fasta"] = "bad.fa"
+        config["tasks"]["chromatin"].update(fasta="bad.fa", labels="", label_groups="")
 
-    configfile = write_config(workdir, point_at_user_files)
+    configfile = str(write_config(workdir, point_at_user_files))
+    targets = ["results/datasets/promoter", "results/datasets/chromatin"]
     result = snakemake(
-        workdir,
-        "--cores",
-        "1",
-        "--keep-going",
-        "--configfile",
-        str(configfile),
-        "results/datasets/promoter",
-        "results/datasets/chromatin",
+        workdir, *targets, "--cores", "1", "--keep-going", "--configfile", configfile
     )
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "Error in rule validate" in out and "Error in rule tokenize" not in out
     assert "MissingInputException" not in out  # our message, not Snakemake's generic one
+    assert "error: missing.fa: no such file" in out  # the failed log is shown (default profile)
     missing = (workdir / "results/logs/validate/tasks/promoter.log").read_text()
     assert "missing.fa" in missing and "no such file" in missing
     malformed = (workdir / "results/logs/validate/tasks/chromatin.log").read_text()
