@@ -151,20 +151,21 @@ def run_worker(spec: dict) -> dict:
     function = _make_function(spec["impl"], spec, torch)
     grad_out = None
 
-    def step() -> float:
+    def step() -> tuple[float, float]:
+        """(wall, process CPU) seconds of one fwd+bwd."""
         nonlocal grad_out
         for x in (q, k, v):
             x.grad = None
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = function(q, k, v)
         if grad_out is None:
             grad_out = torch.randn(out.shape, device=device, dtype=dtype, generator=generator)
         out.backward(grad_out)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - start_cpu
 
     for _ in range(spec["warmup"]):
         step()
@@ -184,12 +185,15 @@ def run_worker(spec: dict) -> dict:
         peak_mib = (torch.cuda.max_memory_allocated() - baseline) / 2**20
     else:
         peak_mib = _cpu_resident_mib()[1] - baseline
+    walls, cpus = zip(*times, strict=True)
     return {
         "N": spec["N"],
         "impl": spec["impl"],
-        "fb_ms": round(1000 * statistics.median(times), 2),
+        "fb_ms": round(1000 * statistics.median(walls), 2),
         "peak_mib": round(peak_mib, 1),
-        "reps_ms": [round(1000 * t, 2) for t in times],
+        # Process CPU time: on a shared machine it excludes time spent waiting for a core.
+        "fb_cpu_ms": round(1000 * statistics.median(cpus), 2),
+        "reps_ms": [round(1000 * t, 2) for t in walls],
     }
 
 
@@ -225,8 +229,12 @@ def measure(spec: dict) -> dict | str:
 
 
 def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
+    """Wall and CPU time, peak memory, block's speedup over each impl, and scaling exponents."""
     by_key = {(r["N"], r["impl"]): r for r in records}
-    header = f"{'N':>7} {'impl':>13} {'fwd+bwd ms':>12} {'peak MiB':>10} {'block speedup':>14}"
+    header = (
+        f"{'N':>7} {'impl':>13} {'fwd+bwd ms':>11} {'CPU ms':>10} {'peak MiB':>9} "
+        f"{'block speedup wall / CPU':>25}"
+    )
     print(header)
     print("-" * len(header))
     for n in ns:
@@ -235,10 +243,15 @@ def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
             record = by_key.get((n, impl))
             if record is None:
                 continue
-            ratio = f"{record['fb_ms'] / block['fb_ms']:.1f}x" if block and impl != "block" else ""
+            ratio = ""
+            if block and impl != "block":
+                ratio = (
+                    f"{record['fb_ms'] / block['fb_ms']:.1f}x / "
+                    f"{record['fb_cpu_ms'] / block['fb_cpu_ms']:.1f}x"
+                )
             print(
-                f"{n:>7} {impl:>13} {record['fb_ms']:>12.1f} {record['peak_mib']:>10.1f} "
-                f"{ratio:>14}"
+                f"{n:>7} {impl:>13} {record['fb_ms']:>11.1f} {record['fb_cpu_ms']:>10.1f} "
+                f"{record['peak_mib']:>9.1f} {ratio:>25}"
             )
     if len(ns) >= 2:
         low, high = min(ns), max(ns)
@@ -246,18 +259,24 @@ def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
         for impl in impls:
             a, b = by_key.get((low, impl)), by_key.get((high, impl))
             if a and b:
-                time_exp = math.log(b["fb_ms"] / a["fb_ms"]) / math.log(high / low)
-                memory = ""
-                if a["peak_mib"] > 0 and b["peak_mib"] > 0:
-                    memory_exp = math.log(b["peak_mib"] / a["peak_mib"]) / math.log(high / low)
-                    memory = f", memory {memory_exp:.2f}"
-                print(f"  {impl:>13}: time {time_exp:.2f}{memory}")
+                parts = [
+                    f"{label} {math.log(b[key] / a[key]) / math.log(high / low):.2f}"
+                    for label, key in (
+                        ("time", "fb_ms"),
+                        ("CPU time", "fb_cpu_ms"),
+                        ("memory", "peak_mib"),
+                    )
+                    if a[key] > 0 and b[key] > 0
+                ]
+                print(f"  {impl:>13}: {', '.join(parts)}")
 
 
 def write_json(records: list[dict], path: Path) -> None:
     """Write the records atomically (temp file + os.replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = [{key: r[key] for key in ("N", "impl", "fb_ms", "peak_mib")} for r in records]
+    keep = [
+        {key: r[key] for key in ("N", "impl", "fb_ms", "peak_mib", "fb_cpu_ms")} for r in records
+    ]
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w") as stream:
         json.dump(keep, stream, indent=1)
