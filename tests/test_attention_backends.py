@@ -191,9 +191,9 @@ def test_compiled_flex_forward_on_cpu() -> None:
     from bigbird_genomics.attention.flex import flex_bigbird_attention
 
     config = SparsityConfig(block_size=16, seed=1)
-    for num_tokens in (100, 164):
+    for num_tokens, padding in ((100, "right"), (164, "none")):
         q, k, v, _ = make_inputs(num_tokens, 1)
-        key_padding_mask = padding_mask(num_tokens, "right")
+        key_padding_mask = padding_mask(num_tokens, padding)
         got = flex_bigbird_attention(
             q, k, v, config, key_padding_mask=key_padding_mask, compiled=True
         )

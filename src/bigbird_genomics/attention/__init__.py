@@ -31,7 +31,6 @@ from bigbird_genomics.attention.config import BACKENDS, SparsityConfig
 from bigbird_genomics.attention.dense import dense_attention, full_attention
 from bigbird_genomics.attention.flex import flex_attention_available, flex_bigbird_attention
 from bigbird_genomics.attention.layout import block_layout, dense_mask, num_blocks_for
-from bigbird_genomics.attention.plot import plot_layout
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +41,16 @@ __all__ = [
     "plot_layout",
     "resolve_backend",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`plot_layout` imports matplotlib (~1.5 s) only when first used."""
+    if name == "plot_layout":
+        from bigbird_genomics.attention.plot import plot_layout
+
+        return plot_layout
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Up to this many blocks dense SDPA with the [N, N] mask beats gathering. Measured on CPU (1 thread,
 # B=8, H=4, d=32, block 64, fwd+bwd): 5 blocks dense 173 ms vs block 221 ms; 8 blocks 629 vs 596.
