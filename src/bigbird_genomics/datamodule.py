@@ -71,10 +71,8 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def _all_batches(self) -> list[np.ndarray]:
+        """Training: length-sorted pools of a seeded permutation, batches in seeded order."""
         count = len(self.lengths)
-        if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            return [order[i : i + self.batch_size] for i in range(0, count, self.batch_size)]
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(count)
         pool = self.batch_size * POOL_BATCHES
@@ -88,6 +86,11 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def _rank_batches(self) -> list[np.ndarray]:
+        if not self.shuffle:
+            # Evaluation: every rank scores its own interleaved share, sorted by length, so
+            # no rank is left without a batch while there are at least as many examples.
+            order = np.argsort(self.lengths, kind="stable")[self.rank :: self.num_replicas]
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         batches = self._all_batches()
         if self.equal_batches_per_rank:
             # DDP steps in lock-step: every rank must see the same number of batches.

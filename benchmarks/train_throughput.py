@@ -1,0 +1,212 @@
+"""Benchmark full training steps (forward, backward, AdamW) of whole sequence classifiers.
+
+Models, all randomly initialised from configs (nothing is downloaded), same width/depth/heads:
+  ours          bigbird_genomics GenomicsModel (BigBird block 64, window 3, global 2, random 3,
+                backend auto: `block` on CPU, `flex` on CUDA)
+  ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
+  hf_bigbird    transformers BigBirdForSequenceClassification (block_sparse, block 64, 3 random)
+  hf_bert_sdpa  transformers BertForSequenceClassification with attn_implementation="sdpa"
+
+Reported: tokens/s (batch * N / median step time) and peak memory. Each (model, N) runs in a
+fresh subprocess so peak memory is its own: on CPU the peak resident set during the timed steps
+(VmHWM, reset through /proc/self/clear_refs) minus the resident size after warm-up; on CUDA
+torch.cuda.max_memory_allocated minus memory allocated after warm-up.
+
+    python benchmarks/train_throughput.py --size small --ns 1024 4096 --json out.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Running a script puts its folder first on sys.path, where sibling benchmarks (`tokenize.py`)
+# would shadow standard-library modules.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+
+import argparse  # noqa: E402 - after the sys.path fix above
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
+SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
+    "tiny": (32, 2, 2, 64),
+    "small": (256, 4, 4, 1024),
+    "base": (768, 12, 12, 3072),
+}
+VOCAB = 4101  # 6-mers + 5 special tokens
+BLOCK, WINDOW, GLOBAL, RANDOM = 64, 3, 2, 3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=tuple(SIZES), default="small")
+    parser.add_argument("--ns", type=int, nargs="+", default=[1024, 2048, 4096])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="autocast dtype (bfloat16 on GPU)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the list of results here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------ worker (one model, one N)
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def _build(name: str, size: str, n: int):
+    import torch
+
+    hidden, layers, heads, intermediate = SIZES[size]
+    if name.startswith("ours"):
+        from bigbird_genomics.model.network import GenomicsModel
+
+        attention = {"block_size": BLOCK, "num_window_blocks": WINDOW,
+                     "num_global_blocks": GLOBAL, "num_random_blocks": RANDOM,
+                     "backend": "full" if name == "ours_dense" else "auto"}
+        encoder = {"vocab_size": VOCAB, "hidden_size": hidden, "num_layers": layers,
+                   "num_heads": heads, "intermediate_size": intermediate, "max_tokens": n}
+        model = GenomicsModel(encoder, attention, "binary", 1)
+
+        def step(tokens, mask, labels):
+            logits = model(tokens, mask)
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[:, 0], labels.float())
+        return model, step
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BigBirdConfig,
+        BigBirdForSequenceClassification,
+    )
+
+    common = {"vocab_size": VOCAB, "hidden_size": hidden, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "intermediate_size": intermediate,
+              "max_position_embeddings": n, "num_labels": 2}
+    if name == "hf_bigbird":
+        config = BigBirdConfig(**common, attention_type="block_sparse", block_size=BLOCK,
+                               num_random_blocks=RANDOM)
+        model = BigBirdForSequenceClassification(config)
+    else:
+        config = BertConfig(**common, attn_implementation="sdpa")
+        model = BertForSequenceClassification(config)
+
+    def step(tokens, mask, labels):
+        return model(input_ids=tokens, attention_mask=mask.long(), labels=labels).loss
+    return model, step
+
+
+def worker(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    device = torch.device(spec["device"])
+    model, loss_of = _build(spec["model"], spec["size"], spec["n"])
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(5, VOCAB, (spec["batch"], spec["n"]), device=device)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    labels = torch.randint(0, 2, (spec["batch"],), device=device)
+    dtype = getattr(torch, spec["dtype"])
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def one_step() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with autocast:
+            loss = loss_of(tokens, mask, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(spec["warmup"]):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        import ctypes
+        import gc
+
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # return freed warm-up memory to the OS
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # resets VmHWM to the current RSS
+        base = _rss_kib("VmRSS:") * 1024
+    times = [one_step() for _ in range(spec["steps"])]
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _rss_kib("VmHWM:") * 1024 - base
+    seconds = statistics.median(times)
+    return {**spec, "step_s": seconds, "tokens_per_s": spec["batch"] * spec["n"] / seconds,
+            "peak_mib": peak / 2**20,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+# ------------------------------------------------------------------------------- driver
+def measure(spec: dict) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        return {**spec, "error": reason[:200]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"{'N':>6}  {'model':<13} {'tokens/s':>10} {'step s':>8} {'peak MiB':>9}  vs hf_bigbird")
+    for n in sorted({r["n"] for r in results}):
+        rows = [r for r in results if r["n"] == n]
+        reference = next((r.get("tokens_per_s") for r in rows if r["model"] == "hf_bigbird"), None)
+        for r in rows:
+            if "error" in r:
+                print(f"{n:>6}  {r['model']:<13} {'error: ' + r['error']}")
+                continue
+            ratio = f"{r['tokens_per_s'] / reference:.2f}x" if reference else "-"
+            print(f"{n:>6}  {r['model']:<13} {r['tokens_per_s']:>10.0f} {r['step_s']:>8.3f} "
+                  f"{r['peak_mib']:>9.0f}  {ratio}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    results = []
+    for n in args.ns:
+        for model in args.models:
+            spec = {"model": model, "n": n, "size": args.size, "device": args.device,
+                    "dtype": args.dtype, "batch": args.batch, "threads": args.threads,
+                    "warmup": args.warmup, "steps": args.steps}
+            results.append(measure(spec))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print_table(results)
+    if args.json:
+        temporary = args.json.with_suffix(".tmp")
+        temporary.write_text(json.dumps(results, indent=2) + "\n")
+        os.replace(temporary, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Training end to end on a small motif data set: the run directory contract and its readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_support import motif_dataset, training_config
+
+from bigbird_genomics.cli import main as cli_main
+from bigbird_genomics.inference import load_checkpoint, load_encoder_weights
+from bigbird_genomics.lightning_module import warmup_cosine
+from bigbird_genomics.tokenized import TokenizedDataset
+from bigbird_genomics.train import build_module, train
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return motif_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def run_dir(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "promoter"
+    train(training_config(run, dataset, ["trainer.max_epochs=2"]), run)
+    return run
+
+
+def test_run_directory_contract(run_dir: Path, dataset: Path) -> None:
+    for name in ("config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "metrics.json", "test_predictions.tsv", "csv/metrics.csv",
+                 "plots/roc.png", "plots/pr.png", "plots/loss.png",
+                 "plots/attention_layout.png"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert {"accuracy", "f1", "mcc", "auroc", "auprc"} <= set(metrics[split])
+    assert metrics["model"]["parameters"] > 0
+    assert metrics["train"]["tokens_per_s"] > 0
+    rows = (run_dir / "test_predictions.tsv").read_text().splitlines()
+    data = TokenizedDataset(dataset)
+    assert rows[0].split("\t") == ["id", "start", "end", "true_label", "prob_label"]
+    assert len(rows) - 1 == len(data.split_indices("test")) == metrics["test"]["num_examples"]
+
+
+def test_checkpoint_hyperparameters_are_plain_and_load_with_weights_only(run_dir: Path) -> None:
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert type(hparams) is dict
+    assert hparams["task"]["label_names"] == ["label"]
+    assert hparams["tokenizer"]["k"] == 3 and hparams["attention"]["block_size"] == 16
+    assert hparams["model"]["vocab_size"] == 69
+
+
+def test_loaded_model_matches_the_final_metrics(run_dir: Path, dataset: Path,
+                                                tmp_path: Path) -> None:
+    model = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    assert (model.task_type, model.label_names, model.max_tokens) == ("binary", ["label"], 64)
+    data = TokenizedDataset(dataset)
+    tokens = [data.tokens(int(i)) for i in data.split_indices("test")[:5]]
+    first = model.predict_proba(tokens)
+    assert first.shape == (5, 1) and ((first >= 0) & (first <= 1)).all()
+    np.testing.assert_array_equal(first, model.predict_proba(tokens))  # deterministic
+    out = tmp_path / "eval.json"
+    assert cli_main(["evaluate", "--checkpoint", str(run_dir / "checkpoints" / "best.ckpt"),
+                     "--data", str(dataset), "--split", "test", "--out", str(out)]) == 0
+    evaluated = json.loads(out.read_text())["test"]
+    final = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert evaluated["auroc"] == pytest.approx(final["auroc"], abs=1e-6)
+    assert evaluated["accuracy"] == pytest.approx(final["accuracy"], abs=1e-6)
+
+
+def test_sweep_summary_command(run_dir: Path, tmp_path: Path) -> None:
+    tsv, png = tmp_path / "summary.tsv", tmp_path / "summary.png"
+    assert cli_main(["sweep-summary", "--runs", str(run_dir.parent), "--out-tsv", str(tsv),
+                     "--out-png", str(png)]) == 0
+    header, row = tsv.read_text().splitlines()
+    columns = dict(zip(header.split("\t"), row.split("\t"), strict=True))
+    assert columns["attention.block_size"] == "16"
+    assert float(columns["test_auroc"]) >= 0 and png.is_file()
+    assert cli_main(["sweep-summary", "--runs", str(tmp_path / "none"), "--out-tsv",
+                     str(tsv)]) == 2
+
+
+def test_init_from_copies_the_encoder_only(run_dir: Path, dataset: Path, tmp_path: Path) -> None:
+    config = training_config(tmp_path / "run", dataset,
+                             [f"model.init_from={run_dir / 'checkpoints' / 'best.ckpt'}"])
+    module = build_module(config, TokenizedDataset(dataset))
+    source = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    for key, value in module.network.encoder.state_dict().items():
+        torch.testing.assert_close(value, source[f"network.encoder.{key}"])
+    other = training_config(tmp_path / "run2", dataset, ["model.hidden_size=32"])
+    bigger = build_module(other, TokenizedDataset(dataset))
+    with pytest.raises(Exception, match="model size"):
+        load_encoder_weights(bigger.network, run_dir / "checkpoints" / "best.ckpt")
+
+
+def test_masked_lm_task_trains_and_reports_loss(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "mlm"
+    metrics = train(training_config(run, dataset, ["task=mlm", "trainer.max_epochs=1"]), run)
+    assert metrics["val"]["loss"] > 0 and 0 <= metrics["val"]["accuracy"] <= 1
+    assert load_checkpoint(run / "checkpoints" / "best.ckpt").task_type == "mlm"
+
+
+def test_warmup_cosine_schedule() -> None:
+    factors = [warmup_cosine(s, warmup_steps=10, total_steps=100, min_lr_ratio=0.1)
+               for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
