@@ -56,6 +56,15 @@ def test_encode_returns_int64_and_compact_is_uint16():
     assert KmerTokenizer(k=8).token_dtype == np.uint32  # 4^8 + 5 ids do not fit in uint16
 
 
+@pytest.mark.parametrize("k", [7, 8, 9])
+def test_last_kmers_get_the_largest_ids(k):
+    """Ids near 4^k + 5 must not wrap around in the encoder's working integer type."""
+    tokenizer = KmerTokenizer(k=k)
+    ids = tokenizer.encode("T" * k + "G")  # T..T and T..TG: the last and 4th-to-last k-mer
+    assert ids.tolist() == [tokenizer.vocab_size - 1, tokenizer.vocab_size - 2]
+    assert tokenizer.decode(ids) == "T" * k + "G"
+
+
 @settings(max_examples=150, deadline=None)
 @given(tokenizer_and_sequence(alphabet="ACGTacgtNRYX"))
 def test_encode_matches_reference(case):

@@ -59,7 +59,7 @@ def _window_any(flags: np.ndarray, width: int) -> np.ndarray:
     return acc
 
 
-def _base_codes(bases: np.ndarray, dtype: type) -> np.ndarray:
+def _base_codes(bases: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A,C,G,T (either case) -> 0,1,2,3 by bit arithmetic on the ASCII code, in `dtype`.
 
     ((b >> 1) ^ (b >> 2)) & 3 maps A=65, C=67, G=71, T=84 (and a, c, g, t) to 0..3; other
@@ -216,9 +216,9 @@ class KmerTokenizer:
         return out
 
     def _encode_slice(self, bases: np.ndarray) -> np.ndarray:
-        # Work in the narrowest type that holds 2k bits: uint16 halves memory traffic for k<=8.
-        work_dtype = np.uint16 if self.k <= 8 else np.uint32
-        ids = _window_codes(_base_codes(bases, work_dtype), self.k)[:: self.stride]
+        # Work in the narrowest type that holds every id (2k bits + NUM_SPECIAL, i.e. the token
+        # dtype): uint16 halves memory traffic for k <= 7; at k = 8 the top ids would wrap.
+        ids = _window_codes(_base_codes(bases, self.token_dtype), self.k)[:: self.stride]
         ids += NUM_SPECIAL
         # Fast check for the usual upper-case ACGT slice (four SIMD compares beat a lookup
         # table); N, lower case or anything else takes the slower exact path.
