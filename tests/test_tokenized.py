@@ -19,6 +19,7 @@ from bigbird_genomics.tokenized import (
     DatasetFormatError,
     TokenizedDataset,
     TokenizerMismatchError,
+    _assign_splits,
     _window_tokens,
     sha256_file,
     tokenize_fasta,
@@ -94,6 +95,17 @@ def test_splits_are_per_record_seeded_and_exact(tmp_path, labelled_fasta):
     assert any(
         first.split_indices(n).tolist() != other.split_indices(n).tolist() for n in ("val", "test")
     )
+
+
+@pytest.mark.parametrize("num_records", [3, 5, 7])
+def test_a_split_with_fraction_zero_gets_no_records(num_records):
+    """Rounding 0.5 * n up twice must not push records into a split that asked for none."""
+    splits = _assign_splits(
+        [None] * num_records, (0.0, 0.5, 0.5), seed=0, has_examples=np.ones(num_records, bool)
+    )
+    counts = np.bincount(splits, minlength=3).tolist()
+    assert counts[0] == 0 and sum(counts) == num_records
+    assert abs(counts[1] - counts[2]) <= 1
 
 
 def test_gzip_and_plain_give_identical_tokens(tmp_path, labelled_fasta):

@@ -193,7 +193,8 @@ def _assign_splits(
     """Split index per record: the header's if given, else a seeded shuffle cut 80/10/10.
 
     Exact counts (not a coin per record) so small data sets get the fractions asked for; with
-    at least three records every split with a positive fraction gets one.
+    at least three records every split with a positive fraction gets one. The split with the
+    largest fraction takes the rounding remainder, so a split asked to be empty stays empty.
     """
     result = np.array([SPLITS.index(s) if s else -1 for s in header_splits], dtype=np.int64)
     free = np.flatnonzero((result < 0) & has_examples)  # records without windows take no slot
@@ -202,7 +203,8 @@ def _assign_splits(
         counts = [int(round(f * free.size)) for f in fractions]
         if free.size >= len(SPLITS):
             counts = [max(c, 1) if f > 0 else c for c, f in zip(counts, fractions, strict=True)]
-        counts[0] = free.size - sum(counts[1:])
+        largest = int(np.argmax(fractions))
+        counts[largest] = free.size - (sum(counts) - counts[largest])
         bounds = np.cumsum([0, *counts])
         for split, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             result[order[lo:hi]] = split
