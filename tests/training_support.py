@@ -62,7 +62,8 @@ def compose_config(overrides: list[str]) -> Any:
 
 def training_config(run_dir: Path, dataset: Path | None, extra: list[str] = ()) -> dict:
     """A plain, resolved config dict for `train.train`, writing into `run_dir`."""
-    overrides = [*FAST, f"paths.output_dir={run_dir}", f"paths.cache_dir={run_dir.parent / 'cache'}"]
+    cache = run_dir.parent / "cache"
+    overrides = [*FAST, f"paths.output_dir={run_dir}", f"paths.cache_dir={cache}"]
     if dataset is not None:
         overrides.append(f"data.dataset={dataset}")
     config = compose_config([*overrides, *extra])

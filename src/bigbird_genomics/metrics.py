@@ -10,6 +10,7 @@ has no AUROC and is left out of the summaries (counted in `profiles_scored`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,8 +64,12 @@ def per_label_metrics(
     probs = probs.float()
     targets = targets.long()
     num_labels = probs.shape[1]
-    auroc = tmf.multilabel_auroc(probs, targets, num_labels=num_labels, average=None)
-    auprc = tmf.multilabel_average_precision(probs, targets, num_labels=num_labels, average=None)
+    with warnings.catch_warnings():
+        # torchmetrics warns about single-class profiles; those are set to NaN below.
+        warnings.simplefilter("ignore", UserWarning)
+        auroc = tmf.multilabel_auroc(probs, targets, num_labels=num_labels, average=None)
+        auprc = tmf.multilabel_average_precision(probs, targets, num_labels=num_labels,
+                                                 average=None)
     positives = targets.sum(dim=0)
     defined = (positives > 0) & (positives < targets.shape[0])
     return {

@@ -1,0 +1,70 @@
+"""inference.load_checkpoint / LoadedModel: the contract `predict` and `evaluate` rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference import CheckpointError, load_checkpoint
+from bigbird_genomics.kmers import KmerTokenizer
+from bigbird_genomics.lightning_module import GenomicsModule
+
+MODEL = {"vocab_size": 69, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+         "intermediate_size": 32, "dropout": 0.1, "max_tokens": 64, "rotary_base": 10000.0}
+ATTENTION = {"block_size": 16, "num_window_blocks": 3, "num_global_blocks": 2,
+             "num_random_blocks": 1, "random_per_head": False, "seed": 0, "backend": "auto"}
+
+
+def _checkpoint(path: Path, task_type: str = "multilabel", labels=("CTCF", "DNase")) -> Path:
+    """A checkpoint in Lightning's layout (hyper_parameters + state_dict), saved plainly."""
+    torch.manual_seed(0)
+    task = {"name": "t", "type": task_type, "pooling": "cls", "num_classes": None,
+            "label_names": list(labels), "label_groups": {}, "pos_weight": None}
+    module = GenomicsModule(MODEL, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3})
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return path
+
+
+def test_loaded_model_contract(tmp_path: Path) -> None:
+    model = load_checkpoint(_checkpoint(tmp_path / "m.ckpt"))
+    assert model.tokenizer == KmerTokenizer(k=3)
+    assert model.label_names == ["CTCF", "DNase"]
+    assert (model.task_type, model.max_tokens) == ("multilabel", 64)
+    assert not model.network.training  # eval mode: dropout off
+    rng = np.random.default_rng(0)
+    tokens = [rng.integers(5, 69, size=n) for n in (10, 63, 1)]
+    probs = model.predict_proba(tokens)
+    assert probs.shape == (3, 2) and probs.dtype == np.float32
+    np.testing.assert_array_equal(probs, model.predict_proba(tokens))
+    # a sequence's score does not depend on what else is in the batch (padding is masked)
+    alone = model.predict_proba(tokens[:1])
+    np.testing.assert_allclose(alone[0], probs[0], atol=1e-5)
+    assert model.predict_proba([]).shape == (0, 2)
+
+
+def test_too_long_input_is_a_user_error(tmp_path: Path) -> None:
+    model = load_checkpoint(_checkpoint(tmp_path / "m.ckpt"))
+    with pytest.raises(UserError, match="context"):
+        model.predict_proba([np.full(64, 5)])  # 64 + [CLS] > 64
+
+
+def test_bad_checkpoints_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a bigbird-genomics"):
+        load_checkpoint(foreign)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(garbage)
+
+
+def test_binary_checkpoint_gives_one_column(tmp_path: Path) -> None:
+    model = load_checkpoint(_checkpoint(tmp_path / "b.ckpt", "binary", ("label",)))
+    assert model.predict_proba([np.arange(5, 20)]).shape == (1, 1)

@@ -1,0 +1,83 @@
+"""Units of the training path: metrics, batching, W&B mode choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bigbird_genomics.datamodule import BlockPadCollator, LengthBucketBatchSampler
+from bigbird_genomics.metrics import compute_metrics
+from bigbird_genomics.wandb_setup import choose_mode
+
+
+def test_binary_metrics_on_known_predictions() -> None:
+    probs = np.array([0.9, 0.8, 0.3, 0.2, 0.6])
+    targets = np.array([1, 1, 0, 0, 0])
+    scalars, per_label = compute_metrics("binary", probs, targets)
+    assert scalars["auroc"] == pytest.approx(1.0)
+    assert scalars["accuracy"] == pytest.approx(0.8)
+    assert scalars["f1"] == pytest.approx(0.8)
+    assert per_label == {}
+    assert math.isnan(compute_metrics("binary", probs, np.ones(5))[0]["auroc"])
+
+
+def test_multilabel_metrics_per_profile_and_group() -> None:
+    targets = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 1], [0, 1, 1]])
+    probs = np.array([[0.9, 0.2, 0.5], [0.1, 0.3, 0.5], [0.8, 0.1, 0.5], [0.2, 0.4, 0.5]])
+    groups = {"CTCF": "TF", "GATA1": "TF", "DNase": "DHS"}
+    scalars, per_label = compute_metrics("multilabel", probs, targets, ["CTCF", "GATA1", "DNase"],
+                                         groups)
+    assert per_label["CTCF"]["auroc"] == pytest.approx(1.0)
+    assert per_label["GATA1"]["auroc"] == pytest.approx(1.0)
+    assert math.isnan(per_label["DNase"]["auroc"])  # all positive: undefined, left out
+    assert per_label["DNase"]["positives"] == 4
+    assert scalars["auroc_mean"] == pytest.approx(1.0)
+    assert scalars["profiles_scored"] == 2
+    assert scalars["group/TF/auroc_median"] == pytest.approx(1.0)
+    assert math.isnan(scalars["group/DHS/auroc_mean"])
+
+
+def test_bucketed_batches_are_seeded_sharded_and_similar_in_length() -> None:
+    lengths = np.random.default_rng(0).integers(10, 500, size=1000)
+    sampler = LengthBucketBatchSampler(lengths, 25, shuffle=True, seed=3)
+    first = list(sampler)
+    assert sorted(i for batch in first for i in batch) == list(range(1000))
+    assert first == list(LengthBucketBatchSampler(lengths, 25, shuffle=True, seed=3))
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    spread = np.mean([np.ptp(lengths[b]) for b in first])
+    assert spread < 0.2 * np.ptp(lengths)  # bucketing: far less spread than random batches
+    ranks = [list(LengthBucketBatchSampler(lengths, 25, shuffle=True, seed=3, num_replicas=3,
+                                           rank=r)) for r in range(3)]
+    assert len({len(r) for r in ranks}) == 1  # DDP ranks step together
+    seen = [i for r in ranks for batch in r for i in batch]
+    assert len(seen) == len(set(seen))
+    evals = [list(LengthBucketBatchSampler(lengths[:3], 64, shuffle=False, num_replicas=2,
+                                           rank=r, equal_batches_per_rank=False))
+             for r in range(2)]
+    assert all(evals) and sorted(i for e in evals for b in e for i in b) == [0, 1, 2]
+
+
+def test_collator_pads_to_the_block_size() -> None:
+    collate = BlockPadCollator(block_size=16, max_tokens=64, pad_token_id=0, task_type="binary")
+    items = [(0, np.array([1, 7, 8]), np.array([1.0])), (5, np.arange(1, 21), np.array([0.0]))]
+    batch = collate(items)
+    assert batch["tokens"].shape == (2, 32)
+    assert batch["attention_mask"].sum().item() == 23
+    assert batch["labels"].dtype == torch.float32 and batch["index"].tolist() == [0, 5]
+
+
+def test_wandb_mode_is_offline_without_credentials(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert choose_mode(None) == "offline"
+    assert choose_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert choose_mode(None) == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert choose_mode("online") == "offline"  # the environment wins
