@@ -165,6 +165,56 @@ def test_block_cpu_chunking_and_generic_path(
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
 
 
+@pytest.fixture
+def fresh_cpu_flash_probe():  # noqa: ANN201
+    """cpu_flash_available caches its verdict; forget it before and after a test changes it."""
+    chunked.cpu_flash_available.cache_clear()
+    yield
+    chunked.cpu_flash_available.cache_clear()
+
+
+@pytest.mark.parametrize("change", ["signature", "wrong result", "missing"])
+def test_block_falls_back_when_the_private_cpu_kernel_changes(
+    monkeypatch: pytest.MonkeyPatch, fresh_cpu_flash_probe: None, change: str
+) -> None:
+    """aten._scaled_dot_product_flash_attention_for_cpu is private: a torch release may drop it
+    or change how it is called; the block backend must then take the plain autograd path."""
+    real_kernel = chunked._CPU_FLASH
+
+    def other_signature(query, key, value):  # noqa: ANN001, ANN202
+        return real_kernel(query, key, value)
+
+    def wrong_result(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out, logsumexp = real_kernel(*args, **kwargs)
+        return out * 2, logsumexp
+
+    replacement = {"signature": other_signature, "wrong result": wrong_result, "missing": None}
+    monkeypatch.setattr(chunked, "_CPU_FLASH", replacement[change])
+    assert not chunked.cpu_flash_available()
+    config = SparsityConfig(block_size=32, seed=1, backend="block")
+    q, k, v, weights = make_inputs(300, 1)
+    key_padding_mask = padding_mask(300, "right")
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for got_tensor, want_tensor in zip(got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
+
+
+def test_cpu_flash_probe_accepts_this_torch_and_leaves_the_global_rng_alone(
+    fresh_cpu_flash_probe: None,
+) -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert chunked.cpu_flash_available()  # torch 2.13 has the kernels: the fast path is used
+    assert torch.equal(torch.rand(3), expected)
+
+
 @pytest.mark.parametrize(
     ("num_tokens", "block_size", "padding", "seed", "per_head"),
     [CASES[1], CASES[2], CASES[5]],  # each new shape costs ~2 s of FlexAttention tracing

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import torch
+import torch.nn.functional as F
 
 # CPU flash-attention kernels behind F.scaled_dot_product_attention, called directly so that the
 # backward pass can re-gather key blocks chunk by chunk instead of keeping them all (see below).
@@ -16,9 +18,20 @@ _CPU_FLASH_BACKWARD = getattr(
 CHUNK_BYTES = 8 * 2**20
 
 
+@cache
 def cpu_flash_available() -> bool:
-    """True when this torch exposes the CPU flash-attention forward and backward kernels."""
-    return _CPU_FLASH is not None and _CPU_FLASH_BACKWARD is not None
+    """True when this torch's CPU flash-attention kernels exist and work as they are called here.
+
+    They are private aten ops, so a torch release may drop them or change their signature or
+    outputs: one tiny forward + backward, checked against autograd through SDPA, decides once
+    per process; otherwise the block backend takes its plain autograd path.
+    """
+    if _CPU_FLASH is None or _CPU_FLASH_BACKWARD is None:
+        return False
+    try:
+        return _kernels_match_sdpa()
+    except (RuntimeError, TypeError, ValueError, IndexError):
+        return False
 
 
 class ChunkedGatherAttention(torch.autograd.Function):
@@ -129,3 +142,27 @@ def _chunks(
             mask = part.expand(batch_heads, -1, -1, -1).reshape(batch_heads * size, 1, 1, -1)
         shape = (batch_heads, size, block_size, head_dim)
         yield _Chunk(span=span, shape=shape, rows=rows, keys=keys, values=values, mask=mask)
+
+
+def _kernels_match_sdpa() -> bool:
+    """Two query blocks of 4 tokens, each seeing 2 of 3 key blocks, one key masked (own RNG)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        generator = torch.Generator().manual_seed(0)
+        queries, grad_out = (torch.randn(1, 2, 4, 8, generator=generator) for _ in range(2))
+        key_blocks, value_blocks = (torch.randn(1, 3, 4, 8, generator=generator) for _ in range(2))
+        index = torch.tensor([[[0, 1], [1, 2]]])
+        mask = torch.ones(1, 2, 1, 8, dtype=torch.bool)
+        mask[..., -1] = False
+        fast_inputs, slow_inputs = (
+            [x.clone().requires_grad_(True) for x in (queries, key_blocks, value_blocks)]
+            for _ in range(2)
+        )
+        fast = ChunkedGatherAttention.apply(*fast_inputs, index, mask)
+        keys, values = (x.index_select(1, index.view(-1)).view(1, 2, 8, 8) for x in slow_inputs[1:])
+        slow = F.scaled_dot_product_attention(slow_inputs[0], keys, values, attn_mask=mask)
+        fast_results = (fast, *torch.autograd.grad(fast, fast_inputs, grad_out))
+        slow_results = (slow, *torch.autograd.grad(slow, slow_inputs, grad_out))
+    return all(
+        a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(fast_results, slow_results, strict=True)
+    )
