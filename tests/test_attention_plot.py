@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+import pytest
 
 from bigbird_genomics.attention import SparsityConfig, plot_layout
 
@@ -27,3 +28,11 @@ def test_plot_layout_per_head(tmp_path: Path) -> None:
     first = plot_layout(16, config, tmp_path / "h0.png", num_heads=2, head=0)
     second = plot_layout(16, config, tmp_path / "h1.png", num_heads=2, head=1)
     assert first.read_bytes() != second.read_bytes()
+
+
+def test_plot_layout_refuses_a_head_that_does_not_exist(tmp_path: Path) -> None:
+    """Asking for head 2 of 2 must not silently draw head 1."""
+    config = SparsityConfig(random_per_head=True)
+    with pytest.raises(ValueError, match=r"head 2 does not exist \(num_heads=2\)"):
+        plot_layout(16, config, tmp_path / "h2.png", num_heads=2, head=2)
+    assert not (tmp_path / "h2.png").exists()

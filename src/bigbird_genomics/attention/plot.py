@@ -37,10 +37,12 @@ def plot_layout(
     num_heads: int = 1,
 ) -> Path:
     """Write the layout of one layer (and head) as a PNG; returns the path (written atomically)."""
+    if not 0 <= head < num_heads:
+        raise ValueError(f"head {head} does not exist (num_heads={num_heads})")
     kinds = block_layout(
         num_blocks, config, layer_index=layer_index, step=step, num_heads=num_heads
     )
-    matrix = kinds[min(head, kinds.shape[0] - 1)].numpy()
+    matrix = kinds[head if config.random_per_head else 0].numpy()
     size = min(12.0, 3.0 + num_blocks * 0.08)
     fig, ax = plt.subplots(figsize=(size + 1.8, size))
     cmap = ListedColormap([COLOURS[code] for code in (0, WINDOW, GLOBAL, RANDOM)])
