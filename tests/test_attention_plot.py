@@ -16,6 +16,7 @@ def test_plot_layout_writes_png(tmp_path: Path) -> None:
     assert path == tmp_path / "plots" / "layout.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["layout.png"]  # no temp file left behind
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     pixels = matplotlib.image.imread(path)[..., :3]
     # Window (blue), global (orange) and random (green) colours all appear.
     for colour in ("#4c72b0", "#dd8452", "#55a868"):

@@ -21,6 +21,8 @@ def small_fasta(tmp_path: Path) -> Path:
 def test_validate_prints_summary_and_json(tmp_path, small_fasta, capsys):
     out = tmp_path / "summary.json"
     assert cli.main(["validate", str(small_fasta), "--json", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "summary.json"]
     printed = capsys.readouterr().out
     assert "records\tbases" in printed and f"{small_fasta}\t2\t36\t18\t18\t4\t2\t4" in printed
     summary = json.loads(out.read_text())["files"][0]

@@ -135,6 +135,13 @@ def test_write_fasta_round_trip_and_atomic(tmp_path):
     assert read_all(out) == [("a", "ACGT" * 40), ("b", "GG")]
 
 
+def test_written_fasta_is_readable_by_others(tmp_path):
+    """mkstemp makes 0600 files; a FASTA output is an ordinary shared file (0644)."""
+    out = tmp_path / "out.fa"
+    write_fasta(out, [("a", "ACGT")])
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
 # --- bad input: one test each, asserting what the message says ------------------------------
 def test_missing_file(tmp_path):
     assert "no such file" in error_of(tmp_path / "absent.fa")

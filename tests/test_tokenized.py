@@ -213,6 +213,14 @@ def test_bad_settings_are_refused(tmp_path, labelled_fasta):
         tokenize_fasta(fasta, tmp_path / "ds", KmerTokenizer(k=3), split_fractions=(0.5, 0.1, 0.1))
 
 
+def test_data_set_folder_is_readable_by_others(tmp_path, labelled_fasta):
+    """mkdtemp makes 0700 folders; a data set is shared by training, prediction and other users."""
+    fasta, _ = labelled_fasta
+    out = tokenize_fasta(fasta, tmp_path / "ds", KmerTokenizer(k=3))
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert (out / "meta.json").stat().st_mode & 0o044 == 0o044
+
+
 def test_rewrites_a_data_set_but_not_other_folders(tmp_path, labelled_fasta):
     fasta, _ = labelled_fasta
     out = tokenize_fasta(fasta, tmp_path / "ds", KmerTokenizer(k=3))

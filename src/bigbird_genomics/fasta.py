@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from Bio.Data.IUPACData import ambiguous_dna_letters, unambiguous_dna_letters
 
+from bigbird_genomics.atomic import atomic_path
 from bigbird_genomics.errors import UserError
 
 _BLOCK_BYTES = 4 << 20
@@ -357,12 +357,6 @@ def _locate(path: Path, header_line: int, offset: int) -> tuple[int, int]:
     return header_line, 0
 
 
-def _atomic_path(path: Path) -> tuple[int, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(temp)
-
-
 def write_fasta(
     path: str | os.PathLike,
     records: Iterable[tuple[str, str | bytes | np.ndarray]],
@@ -373,30 +367,24 @@ def write_fasta(
     `header` is everything after '>'. Returns the number of records written.
     """
     path = Path(path)
-    fd, temp = _atomic_path(path)
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as raw_handle:
-            handle: BinaryIO = (
-                gzip.GzipFile(fileobj=raw_handle, mode="wb", mtime=0)  # type: ignore[assignment]
-                if path.suffix == ".gz"
-                else raw_handle
-            )
-            for header, sequence in records:
-                if isinstance(sequence, np.ndarray):
-                    data = sequence.tobytes()
-                elif isinstance(sequence, str):
-                    data = sequence.encode("ascii")
-                else:
-                    data = bytes(sequence)
-                handle.write(b">" + header.encode("utf-8") + b"\n")
-                for start in range(0, len(data), line_width):
-                    handle.write(data[start : start + line_width] + b"\n")
-                count += 1
-            if handle is not raw_handle:
-                handle.close()
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp, open(temp, "wb") as raw_handle:
+        handle: BinaryIO = (
+            gzip.GzipFile(fileobj=raw_handle, mode="wb", mtime=0)  # type: ignore[assignment]
+            if path.suffix == ".gz"
+            else raw_handle
+        )
+        for header, sequence in records:
+            if isinstance(sequence, np.ndarray):
+                data = sequence.tobytes()
+            elif isinstance(sequence, str):
+                data = sequence.encode("ascii")
+            else:
+                data = bytes(sequence)
+            handle.write(b">" + header.encode("utf-8") + b"\n")
+            for start in range(0, len(data), line_width):
+                handle.write(data[start : start + line_width] + b"\n")
+            count += 1
+        if handle is not raw_handle:
+            handle.close()
     return count

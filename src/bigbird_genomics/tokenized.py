@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from bigbird_genomics import __version__
+from bigbird_genomics.atomic import DIRECTORY_MODE
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.fasta import DEFAULT_POLICY, FastaPolicy, read_fasta
 from bigbird_genomics.kmers import KmerTokenizer, TokenizerConfigError, plan_windows
@@ -268,6 +269,7 @@ def tokenize_fasta(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    temp.chmod(DIRECTORY_MODE)  # mkdtemp makes it private (0700); a data set is shared
     try:
         meta = _write_examples(
             fasta, temp, tokenizer, table, window_bp, max_tokens, overlap_bp, policy

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from bigbird_genomics.atomic import atomic_path  # noqa: E402
 from bigbird_genomics.attention.config import SparsityConfig  # noqa: E402
 from bigbird_genomics.attention.layout import (  # noqa: E402
     GLOBAL,
@@ -57,14 +56,9 @@ def plot_layout(
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        fig.savefig(tmp_name, dpi=100)
-        os.replace(tmp_name, path)
+        with atomic_path(path) as temp:
+            fig.savefig(temp, dpi=100, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return path

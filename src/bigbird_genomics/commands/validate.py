@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,9 +66,8 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
         print("\t".join([str(path), *(str(summary[c]) for c in columns)]))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{args.json.name}.", dir=args.json.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"files": summaries, "status": "ok"}, handle, indent=2)
-        os.replace(temp, args.json)
+        from bigbird_genomics.atomic import atomic_path
+
+        with atomic_path(args.json) as temp:
+            temp.write_text(json.dumps({"files": summaries, "status": "ok"}, indent=2) + "\n")
     return 0
