@@ -294,6 +294,21 @@ def test_rows_without_keys_are_zero_and_gradients_finite(backend: str) -> None:
     assert (out[0, :, 60:] != 0).any()
 
 
+def test_flex_rows_without_keys_are_zero() -> None:
+    """FlexAttention's own zeroing of rows without keys (forward only: no CPU backward)."""
+    q, k, v, _ = make_inputs(96, 4)
+    key_padding_mask = torch.zeros(BATCH, 96, dtype=torch.bool)
+    key_padding_mask[0, 60:] = True
+    config = SparsityConfig(block_size=16, num_random_blocks=2, backend="flex")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "called without torch.compile()": intended here
+        got = bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask)
+    assert torch.isfinite(got).all() and (got[1] == 0).all() and (got[0, :, :60] == 0).all()
+    torch.testing.assert_close(
+        got, oracle(q, k, v, config, key_padding_mask).nan_to_num(0.0), atol=ATOL, rtol=1e-4
+    )
+
+
 def test_eval_is_deterministic_and_step_redraws() -> None:
     config = SparsityConfig(block_size=8, backend="block", seed=1)
     q, k, v, _ = make_inputs(256, 5)
