@@ -97,3 +97,17 @@ def test_label_groups(tmp_path):
     assert groups == {"CTCF": "TF", "DNase": "DHS"}
     with pytest.raises(LabelError, match="group"):
         read_label_groups(write(tmp_path, "bad.tsv", "label\tkind\nCTCF\tTF\n"))
+
+
+def test_sidecar_errors_count_comment_lines(tmp_path: Path) -> None:
+    """Line numbers in messages are the file's, also below '#' comment lines."""
+    path = tmp_path / "labels.tsv"
+    path.write_text("# made by hand\n# 0/1 per profile\nid\tlabel\nr1\t1\n# note\nr2\t7\n")
+    with pytest.raises(LabelError, match=r"labels.tsv: line 6, column 'label': label value '7'"):
+        read_label_table(path)
+    path.write_text("# made by hand\nid\tlabel\nr1\t1\nr1\t0\n")
+    with pytest.raises(LabelError, match=r"line 4: id 'r1' listed twice \(first on line 3\)"):
+        read_label_table(path)
+    path.write_text("# made by hand\nid\n")
+    with pytest.raises(LabelError, match=r"line 2: no label columns besides 'id'"):
+        read_label_table(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,33 +83,47 @@ def _dialect(path: Path) -> str:
     return "," if path.suffix.lower() == ".csv" else "\t"
 
 
-def _read_rows(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
+def _read_rows(
+    path: Path, required: tuple[str, ...]
+) -> tuple[list[str], int, list[tuple[int, dict]]]:
+    """Columns, the header's line number, and (line number, row) pairs; skips '#' lines.
+
+    Line numbers are the file's own (comment lines included), so messages point at the line
+    an editor shows.
+    """
     if not path.is_file():
         raise LabelError(f"{path}: no such label file")
+    file_lines: list[int] = []  # file line number of each line the csv reader gets
+
+    def data_lines(handle: Iterable[str]) -> Iterator[str]:
+        for number, line in enumerate(handle, start=1):
+            if not line.startswith("#"):
+                file_lines.append(number)
+                yield line
+
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(
-            (line for line in handle if not line.startswith("#")), delimiter=_dialect(path)
-        )
+        reader = csv.DictReader(data_lines(handle), delimiter=_dialect(path))
         columns = [c.strip() for c in (reader.fieldnames or [])]
+        header_line = file_lines[reader.line_num - 1] if reader.line_num else 1
         missing = [c for c in required if c not in columns]
         if missing:
             sep = "comma" if _dialect(path) == "," else "tab"
             raise LabelError(
-                f"{path}: line 1: header must have column(s) {', '.join(missing)} "
+                f"{path}: line {header_line}: header must have column(s) {', '.join(missing)} "
                 f"({sep}-separated); found {columns or 'no header'}"
             )
         reader.fieldnames = columns
-        rows = [(reader.line_num, row) for row in reader]
-    return columns, rows
+        rows = [(file_lines[reader.line_num - 1], row) for row in reader]
+    return columns, header_line, rows
 
 
 def read_label_table(path: str | os.PathLike) -> LabelTable:
     """Read a sidecar: column `id` + one 0/1 column per label (TSV, or CSV by extension)."""
     path = Path(path)
-    columns, rows = _read_rows(path, ("id",))
+    columns, header_line, rows = _read_rows(path, ("id",))
     names = [c for c in columns if c != "id"]
     if not names:
-        raise LabelError(f"{path}: line 1: no label columns besides 'id'")
+        raise LabelError(f"{path}: line {header_line}: no label columns besides 'id'")
     values: dict[str, np.ndarray] = {}
     first_line: dict[str, int] = {}
     for line, row in rows:
@@ -136,7 +151,7 @@ def read_label_table(path: str | os.PathLike) -> LabelTable:
 def read_label_groups(path: str | os.PathLike) -> dict[str, str]:
     """label -> group (e.g. TF, DHS, histone), in file order."""
     path = Path(path)
-    _, rows = _read_rows(path, ("label", "group"))
+    _, _, rows = _read_rows(path, ("label", "group"))
     groups: dict[str, str] = {}
     for line, row in rows:
         label = (row.get("label") or "").strip()
