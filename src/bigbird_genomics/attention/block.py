@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from bigbird_genomics.attention.chunked import ChunkedGatherAttention, cpu_flash_available
 from bigbird_genomics.attention.config import SparsityConfig
-from bigbird_genomics.attention.layout import NONE, block_layout, global_block_ids, num_blocks_for
+from bigbird_genomics.attention.layout import (
+    NONE,
+    attended_first,
+    block_layout,
+    global_block_ids,
+    num_blocks_for,
+)
 from bigbird_genomics.attention.masking import (
     masked_sdpa,
     pad_tokens,
@@ -51,7 +57,7 @@ def gather_plan(
     allowed = kinds[:, leading : num_blocks - trailing] != NONE
     num_slots = max(1, int(allowed.sum(dim=-1).max())) if allowed.numel() else 1
     # Attended blocks first (ascending), then unused slots (pointing at some block, masked out).
-    order = torch.sort((~allowed).to(torch.uint8), dim=-1, stable=True).indices[..., :num_slots]
+    order = attended_first(allowed)[..., :num_slots]
     slot_valid = torch.gather(allowed, -1, order)
     heads_offset = torch.arange(num_heads).view(num_heads, 1, 1) * num_blocks
     flat_index = (order.expand(num_heads, -1, -1) + heads_offset).reshape(-1)

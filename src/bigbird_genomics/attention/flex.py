@@ -14,7 +14,7 @@ import torch
 from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
 from bigbird_genomics.attention.config import SparsityConfig
-from bigbird_genomics.attention.layout import NONE, block_layout, num_blocks_for
+from bigbird_genomics.attention.layout import NONE, attended_first, block_layout, num_blocks_for
 from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero_padded_queries
 
 
@@ -75,8 +75,7 @@ def flex_layout(
     )
     attended = (kinds != NONE).to(device)
     counts = attended.sum(dim=-1, dtype=torch.int32).unsqueeze(0)
-    order = torch.sort((~attended).to(torch.uint8), dim=-1, stable=True).indices
-    indices = order.to(torch.int32).unsqueeze(0)
+    indices = attended_first(attended).to(torch.int32).unsqueeze(0)
     allowed = attended.expand(num_heads, -1, -1)
     block_size = config.block_size
 

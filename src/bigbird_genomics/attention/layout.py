@@ -46,9 +46,8 @@ def _seed_entropy(config: SparsityConfig, layer_index: int, step: int | None) ->
 
 @lru_cache(maxsize=32)
 def _layout_array(
-    num_blocks: int, config: SparsityConfig, layer_index: int, step: int | None, num_heads: int
+    num_blocks: int, config: SparsityConfig, layer_index: int, step: int | None, layout_heads: int
 ) -> np.ndarray:
-    layout_heads = num_heads if config.random_per_head else 1
     blocks = np.arange(num_blocks)
     leading, trailing = global_block_ids(num_blocks, config.num_global_blocks)
     is_global = (blocks < leading) | (blocks >= num_blocks - trailing)
@@ -93,8 +92,18 @@ def block_layout(
     """
     if num_blocks < 1:
         raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
-    array = _layout_array(num_blocks, config, layer_index, step, num_heads)
+    layout_heads = num_heads if config.random_per_head else 1  # one cache entry per layout
+    array = _layout_array(num_blocks, config, layer_index, step, layout_heads)
     return torch.from_numpy(array.copy())
+
+
+def attended_first(allowed: torch.Tensor) -> torch.Tensor:
+    """long [..., blocks]: per query block, the attended key blocks (ascending), then the rest.
+
+    The block lists of the gather and FlexAttention backends: the first `allowed.sum(-1)`
+    entries of each row are the key blocks to visit.
+    """
+    return torch.sort((~allowed).to(torch.uint8), dim=-1, stable=True).indices
 
 
 def dense_mask(
