@@ -65,7 +65,9 @@ def prepare_demo_dataset(cfg: dict[str, Any], tokenizer) -> Path:
     fasta_dir = _atomic_dir(cache / "fasta", lambda out: write_demo_data(out, seed=seed))
     demo = cfg["task"]["demo"]
     max_tokens = cfg["model"]["max_tokens"] - 1
-    name = f"{demo['fasta']}-k{tokenizer.k}-s{tokenizer.stride}-t{max_tokens}-{tokenizer.vocab_hash}"
+    # The vocabulary hash in the name: a new vocabulary never reuses stale token ids.
+    kmers = f"k{tokenizer.k}-s{tokenizer.stride}-{tokenizer.vocab_hash}"
+    name = f"{demo['fasta']}-{kmers}-t{max_tokens}"
 
     def build(out: Path) -> None:
         tokenize_fasta(
