@@ -77,6 +77,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(dataset: Path, tmp_pat
     assert resumed["global_step"] == reference["global_step"]
     assert resumed["val"] == reference["val"]
     assert resumed["test"] == reference["test"]
+    assert (resumed_dir / "csv" / "metrics.part0.csv").is_file()  # history before the kill
 
 
 def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:

@@ -237,6 +237,9 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)
     run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    if ckpt_path is not None:
+        keep_csv_history(run_dir / "csv")
     loggers = build_loggers(cfg, run_dir)
     callbacks = build_callbacks(cfg, run_dir) + list(extra_callbacks or [])
     trainer_settings = dict(cfg["trainer"])
@@ -257,9 +260,16 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
         for logger in loggers:
             logger.log_hyperparams({"config": cfg, "model/parameters":
                                     module.network.num_parameters()})
-    trainer.fit(module, datamodule=datamodule,
-                ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), run_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
+
+
+def keep_csv_history(csv_dir: Path) -> None:
+    """Move a resumed run's metrics.csv aside (CSVLogger would overwrite it) as part<N>.csv."""
+    current = csv_dir / "metrics.csv"
+    if current.is_file() and os.environ.get("LOCAL_RANK", "0") == "0":
+        part = len(list(csv_dir.glob("metrics.part*.csv")))
+        os.replace(current, csv_dir / f"metrics.part{part}.csv")
 
 
 def optimized_value(metrics: dict, name: str | None) -> float | None:

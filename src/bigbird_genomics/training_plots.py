@@ -86,9 +86,16 @@ def read_metrics_csv(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 def plot_losses(metrics_csv: Path, path: Path) -> Path | None:
     """Training loss per step and validation loss per epoch, against the optimizer step."""
-    if not metrics_csv.is_file():
+    # A resumed run's earlier history sits beside it as metrics.part<N>.csv (see train.py).
+    parts = sorted(metrics_csv.parent.glob("metrics.part*.csv"),
+                   key=lambda part: int(part.stem.removeprefix("metrics.part")))
+    files = [*parts, metrics_csv] if metrics_csv.is_file() else parts
+    if not files:
         return None
-    series = read_metrics_csv(metrics_csv)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for csv_path in files:
+        for name, points in read_metrics_csv(csv_path).items():
+            series.setdefault(name, []).extend(points)
     figure, axes = plt.subplots(figsize=(6, 4))
     for name, style in (("train/loss_step", "-"), ("val/loss", "o-")):
         if name in series:
