@@ -17,24 +17,18 @@ Example: python benchmarks/attention.py --device cpu --ns 4096 8192 16384 --json
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import ctypes
+import json
+import math
 import os
+import statistics
+import subprocess
 import sys
-
-# Running a script puts its folder first on sys.path, where sibling benchmarks (e.g. a
-# `tokenize.py`) would shadow standard-library modules; this benchmark imports none of them.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
-
-import argparse  # noqa: E402 - after the sys.path fix above
-import contextlib  # noqa: E402
-import ctypes  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
 IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3

@@ -213,8 +213,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if not sys.flags.safe_path:
-        # benchmarks/tokenize.py shadows the standard library's `tokenize` (torch needs it) while
-        # this folder is sys.path[0]: run again with -P, which leaves the folder out.
-        os.execv(sys.executable, [sys.executable, "-P", *sys.argv])
     sys.exit(main())

@@ -17,20 +17,14 @@ torch.cuda.max_memory_allocated minus memory allocated after warm-up.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
-
-# Running a script puts its folder first on sys.path, where sibling benchmarks (`tokenize.py`)
-# would shadow standard-library modules.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
-
-import argparse  # noqa: E402 - after the sys.path fix above
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
 MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
 SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)

@@ -8,7 +8,7 @@ Python str lines plus their join (about 2-3 copies of the record as str), it sil
 text before the first '>' (so a FASTQ or GenBank file reads as zero records instead of an
 error), and it keeps no line numbers, so errors could not say where the problem is. Reading
 bytes in large blocks and validating with C-level `bytes.translate` is what keeps ingestion
-far above the 50 Mbp/s target (see benchmarks/tokenize.py). Biopython still supplies the
+far above the 50 Mbp/s target (see benchmarks/tokenize_throughput.py). Biopython still supplies the
 IUPAC alphabets here, reverse complements in `intervals`, and the baseline in the benchmark.
 """
 

@@ -12,7 +12,7 @@ peak RSS belongs to that case alone.
   k-mers with a dict lookup, timed on the first `--baseline-slice-mbp` and extrapolated to the
   whole file (the loop would take minutes on 100 Mbp). The output says so.
 
-Usage: python benchmarks/tokenize.py --json OUT [--size-mbp 100] [--k 6] [--stride 1]
+Usage: python benchmarks/tokenize_throughput.py --json OUT [--size-mbp 100] [--k 6] [--stride 1]
 Generated files live in a temporary directory that is deleted afterwards.
 """
 
