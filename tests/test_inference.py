@@ -19,12 +19,19 @@ ATTENTION = {"block_size": 16, "num_window_blocks": 3, "num_global_blocks": 2,
              "num_random_blocks": 1, "random_per_head": False, "seed": 0, "backend": "auto"}
 
 
-def _checkpoint(path: Path, task_type: str = "multilabel", labels=("CTCF", "DNase")) -> Path:
+def _checkpoint(
+    path: Path,
+    task_type: str = "multilabel",
+    labels=("CTCF", "DNase"),
+    max_tokens: int = 64,
+    num_layers: int = 1,
+) -> Path:
     """A checkpoint in Lightning's layout (hyper_parameters + state_dict), saved plainly."""
     torch.manual_seed(0)
     task = {"name": "t", "type": task_type, "pooling": "cls", "num_classes": None,
             "label_names": list(labels), "label_groups": {}, "pos_weight": None}
-    module = GenomicsModule(MODEL, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3})
+    model = {**MODEL, "max_tokens": max_tokens, "num_layers": num_layers}
+    module = GenomicsModule(model, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3})
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 
@@ -44,6 +51,19 @@ def test_loaded_model_contract(tmp_path: Path) -> None:
     alone = model.predict_proba(tokens[:1])
     np.testing.assert_allclose(alone[0], probs[0], atol=1e-5)
     assert model.predict_proba([]).shape == (0, 2)
+
+
+def test_score_does_not_depend_on_batch_neighbours(tmp_path: Path) -> None:
+    """16 blocks: the sparse layout depends on the padded length, so records must not be padded
+    by longer neighbours (the last global block and random blocks would move into padding)."""
+    # Two layers: with one, the [CLS] output only sees the global first block's own row.
+    model = load_checkpoint(_checkpoint(tmp_path / "m.ckpt", max_tokens=256, num_layers=2))
+    rng = np.random.default_rng(1)
+    short, other_short, long = (rng.integers(5, 69, size=n) for n in (100, 97, 230))
+    together = model.predict_proba([short, long, other_short])
+    np.testing.assert_allclose(together[0], model.predict_proba([short])[0], atol=1e-6)
+    np.testing.assert_allclose(together[1], model.predict_proba([long])[0], atol=1e-6)
+    np.testing.assert_allclose(together[2], model.predict_proba([other_short])[0], atol=1e-6)
 
 
 def test_too_long_input_is_a_user_error(tmp_path: Path) -> None:

@@ -64,20 +64,35 @@ class LoadedModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray:
-        """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout."""
+        """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout.
+
+        The sparse layout (which block is the last global one, where random blocks may land) is
+        drawn over the padded length, so padding a record up to a longer neighbour would change
+        its score. Records are therefore scored in groups of equal block count: each one is
+        padded only within its own last block, exactly as if it were scored alone.
+        """
         if self.task_type == "mlm":
             raise UserError(
                 "a masked-LM checkpoint predicts tokens, not labels; fine-tune it first"
             )
-        if not tokens:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        longest = max(len(t) for t in tokens) + 1
+        longest = max((len(t) for t in tokens), default=0) + 1
         if longest > self.max_tokens:
             raise UserError(
                 f"an input has {longest - 1} k-mer tokens but the checkpoint's context holds "
                 f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
             )
-        width = min(math.ceil(longest / self.block_size) * self.block_size, self.max_tokens)
+        widths = np.array(
+            [math.ceil((len(t) + 1) / self.block_size) * self.block_size for t in tokens],
+            dtype=np.int64,
+        )
+        probs = np.zeros((len(tokens), len(self.label_names)), dtype=np.float32)
+        for width in np.unique(widths):
+            rows = np.flatnonzero(widths == width)
+            probs[rows] = self._score([tokens[row] for row in rows], int(width))
+        return probs
+
+    def _score(self, tokens: list[np.ndarray], width: int) -> np.ndarray:
+        """Probabilities for records that all pad to `width` tokens."""
         batch = torch.full((len(tokens), width), PAD_ID, dtype=torch.long)
         batch[:, 0] = CLS_ID
         for row, example in enumerate(tokens):

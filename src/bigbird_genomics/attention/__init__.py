@@ -15,6 +15,10 @@ Semantics, shared by every backend:
 - Random blocks come from (seed, layer_index) and per head when `random_per_head`. With
   `step=None` the layout is fixed (evaluation and prediction are deterministic); passing the
   training step re-draws the random blocks for each step.
+- The layout is a function of the padded length, not of each example's real length: the key
+  padding of a batch masks keys but does not move the last global block. Callers that need a
+  record's output to be independent of its batch neighbours batch records of equal block
+  count (`inference.LoadedModel.predict_proba` does).
 
 Backends: `dense` (boolean [N, N] mask + SDPA, the reference), `block` (gather key blocks per
 query block, one batched SDPA; O(N) memory; the CPU path), `flex` (FlexAttention with a BlockMask
