@@ -111,3 +111,14 @@ def test_warmup_cosine_schedule() -> None:
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[-1] == pytest.approx(0.1, abs=1e-3)
     assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+
+
+def test_run_that_stops_before_its_first_validation(dataset: Path, tmp_path: Path) -> None:
+    """trainer.max_steps inside the first epoch: early stopping must not demand val/loss."""
+    run = tmp_path / "short"
+    config = training_config(
+        run, dataset, ["trainer.max_steps=2", "callbacks=default", "callbacks.progress_bar=null"]
+    )
+    train(config, run)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "test" in json.loads((run / "metrics.json").read_text())

@@ -174,8 +174,11 @@ def build_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[pl.Callback]:
     ]
     if settings.get("early_stopping"):
         early = settings["early_stopping"]
+        # Checked after each validation, not at the train epoch's end: a run that stops inside
+        # its first epoch (trainer.max_steps) has no val metric there yet.
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=early["patience"],
-                                       min_delta=early["min_delta"]))
+                                       min_delta=early["min_delta"],
+                                       check_on_train_epoch_end=False))
     if cfg["logger"].get("wandb") or cfg["logger"].get("csv"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     bar = settings.get("progress_bar")
