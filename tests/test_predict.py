@@ -114,7 +114,9 @@ def test_short_records_one_row_each(tmp_path: Path) -> None:
     records = {f"r{i}": random_dna(rng, 20 + i) for i in range(5)}
     records["r2"] = records["r2"][:5] + MOTIF + records["r2"][12:]
     out = tmp_path / "out.tsv"
-    summary = predict_fasta(model, write_fasta(tmp_path / "in.fa", records), out, batch_size=2)
+    summary = predict_fasta(
+        model, write_fasta(tmp_path / "in.fa", records), out, batch_size=2, strands="forward"
+    )
     rows = read_tsv(out)
     assert [row["id"] for row in rows] == list(records)
     assert list(rows[0]) == [
@@ -140,7 +142,9 @@ def test_long_record_scanned_streaming_and_tiled(tmp_path: Path, long_record: st
     model = MotifCounter(k=3, max_tokens=33)  # context: 32 tokens = 34 bp
     fasta = write_fasta(tmp_path / "chr.fa", {"chrA": long_record, "short": long_record[:20]})
     out, bedgraph = tmp_path / "out.tsv", tmp_path / "out.bedGraph"
-    summary = predict_fasta(model, fasta, out, bedgraph=bedgraph, overlap_bp=10, batch_size=4)
+    summary = predict_fasta(
+        model, fasta, out, bedgraph=bedgraph, overlap_bp=10, batch_size=4, strands="forward"
+    )
 
     windows = plan_windows(len(long_record), 34, 10)
     assert summary.plan == ScanPlan(34, 10)
@@ -189,7 +193,7 @@ def test_soft_masked_and_n_rich_windows_as_in_training(tmp_path: Path) -> None:
         tmp_path / "m.fa",
         {"soft": "acgt" + MOTIF.lower() + "ttt", "ns": "N" * 30, "mixed": "ACNGTNNACGTAGGA"},
     )
-    predict_fasta(model, fasta, tmp_path / "o.tsv")
+    predict_fasta(model, fasta, tmp_path / "o.tsv", strands="forward")
     rows = {row["id"]: row for row in read_tsv(tmp_path / "o.tsv")}
     assert float(rows["soft"]["motif_max"]) == pytest.approx(
         model.expected_for("ACGT" + MOTIF + "TTT")[0]
@@ -363,3 +367,20 @@ def test_real_checkpoint_window_mismatch(
         ]
     )
     assert code == 2 and "context" in capsys.readouterr().err
+
+
+def test_both_strands_keep_the_higher_score_of_each_window(tmp_path: Path) -> None:
+    """A motif written on the minus strand is found with strands="both", not "forward"."""
+    rng = np.random.default_rng(3)
+    background = random_dna(rng, 60).replace("GAT", "GCT").replace("ATC", "AGC")
+    minus = background[:20] + "TGTAATC" + background[27:]  # reverse complement of GATTACA
+    fasta = write_fasta(tmp_path / "m.fa", {"minus": minus})
+    model = MotifCounter()
+    predict_fasta(model, fasta, tmp_path / "f.tsv", strands="forward")
+    predict_fasta(model, fasta, tmp_path / "b.tsv", strands="both")
+    (forward,), (both,) = read_tsv(tmp_path / "f.tsv"), read_tsv(tmp_path / "b.tsv")
+    assert float(forward["motif_max"]) == 0.0
+    # the window holding the site, read as its reverse complement, holds GATTACA's first k-mer
+    assert float(both["motif_max"]) >= model.expected_for("GATTACA" + "A" * 27)[0] > 0
+    with pytest.raises(UserError, match="--strands"):
+        predict_fasta(model, fasta, tmp_path / "x.tsv", strands="minus")

@@ -16,17 +16,17 @@ from bigbird_genomics.errors import UserError
 
 # command name -> (module, one-line help). A dict, not a plugin registry: the list is the docs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("validate", "Check FASTA files and summarise records, lengths, Ns and ambiguity codes."),
-    "extract": ("extract", "Cut windows around BED intervals out of a genome FASTA (strand-aware)."),
+    "validate": ("validate", "Check FASTA files; summarise records, lengths, Ns, ambiguity codes."),
+    "extract": ("extract", "Cut windows around BED intervals out of a genome FASTA."),
     "tokenize": ("tokenize", "Turn a (labelled) FASTA into a tokenized, memory-mapped data set."),
     "demo-data": ("demo_data", "Write the embedded synthetic demo data (planted motifs, seeded)."),
     "evaluate": ("evaluate", "Score a trained checkpoint on a tokenized data set split."),
     "predict": ("predict", "Predict on new FASTA files: per-record TSV and per-window bedGraph."),
-    "sweep-summary": ("sweep_summary", "Compare training runs of a sparsity sweep: table and plot."),
+    "sweep-summary": ("sweep_summary", "Compare the runs of a sparsity sweep: table and plot."),
     "report": ("report", "Collect metrics, plots and predictions of a workflow run into a report."),
-    "build-promoters": ("build_promoters", "Build a promoter data set: positives plus chosen negatives."),
-    "build-chromatin": ("build_chromatin", "Build a chromatin data set from a genome and peak files."),
-    "make-longrange": ("make_longrange", "Generate the synthetic long-range motif-interaction data set."),
+    "build-promoters": ("build_promoters", "Build a promoter data set: positives plus negatives."),
+    "build-chromatin": ("build_chromatin", "Build a chromatin data set from genome + peaks."),
+    "make-longrange": ("make_longrange", "Generate the synthetic long-range data set."),
 }
 
 

@@ -8,6 +8,7 @@ Motifs are planted with mutations and decoys so the tasks are learnable but not 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,10 +233,7 @@ def promoter_records(
     records: dict[int, SyntheticRecord] = {}
     for index in np.flatnonzero(is_positive):
         records[int(index)] = promoter_record(rng, f"{prefix}_{index + 1:05d}", True)
-    counts = np.bincount(
-        np.concatenate([BASE_INDEX[r.sequence] for r in records.values()]), minlength=4
-    )[:4]
-    negative_probs = counts / counts.sum()
+    negative_probs = base_composition(records.values())
     for index in np.flatnonzero(~is_positive):
         records[int(index)] = promoter_record(
             rng, f"{prefix}_{index + 1:05d}", False, negative_probs
@@ -243,12 +241,24 @@ def promoter_records(
     return [records[index] for index in range(count)]
 
 
-def chromosome(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int, str, str]]]:
+def base_composition(records: Iterable[SyntheticRecord]) -> np.ndarray:
+    """Frequencies of A, C, G, T over the records' sequences."""
+    counts = np.bincount(
+        np.concatenate([BASE_INDEX[r.sequence] for r in records]), minlength=5
+    )[:4]
+    return counts / counts.sum()
+
+
+def chromosome(
+    rng: np.random.Generator, background_probs: np.ndarray = BACKGROUND_PROBS
+) -> tuple[np.ndarray, list[tuple[int, int, str, str]]]:
     """One long record with promoter modules at known places, soft-masked repeats and N runs.
 
+    `background_probs` should be the promoter training set's composition: a background the
+    model never saw (e.g. more AT-rich) would light up the scan with false positives.
     Returns the sequence (lower case = soft-masked) and BED rows (start, end, name, strand).
     """
-    sequence = random_bases(rng, CHROMOSOME_BP, BACKGROUND_PROBS)
+    sequence = random_bases(rng, CHROMOSOME_BP, background_probs)
     # Sites sit on a jittered grid so they never overlap each other, repeats or N runs.
     slot = CHROMOSOME_BP // NUM_CHROMOSOME_PROMOTERS
     sites: list[tuple[int, int, str, str]] = []
@@ -334,7 +344,7 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         ),
     )
 
-    sequence, sites = chromosome(rng)
+    sequence, sites = chromosome(rng, base_composition(promoters))
     paths["chromosome"] = write_fasta(
         out / "chromosome.fa", [(f"{CHROMOSOME_ID} synthetic demo chromosome", sequence)]
     )

@@ -74,6 +74,16 @@ class FastaPolicy:
 
 DEFAULT_POLICY = FastaPolicy()
 
+# ASCII code -> complement code (IUPAC codes too; soft-mask case kept; anything else unchanged).
+_COMPLEMENT = np.arange(256, dtype=np.uint8)
+for _forward, _reverse in zip(b"ACGTNRYSWKMBDHV", b"TGCANYRSWMKVHDB", strict=True):
+    _COMPLEMENT[_forward], _COMPLEMENT[_forward + 32] = _reverse, _reverse + 32
+
+
+def reverse_complement(sequence: np.ndarray) -> np.ndarray:
+    """Reverse complement of an ASCII uint8 sequence (a new array)."""
+    return _COMPLEMENT[sequence[::-1]]
+
 
 @dataclass
 class FastaRecord:

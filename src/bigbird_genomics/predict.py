@@ -31,11 +31,12 @@ from tqdm import tqdm
 
 from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.fasta import FastaPolicy, FastaRecord, read_fasta
+from bigbird_genomics.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
 from bigbird_genomics.kmers import KmerTokenizer
 from bigbird_genomics.labels import header_fields
 
 DEFAULT_BATCH_SIZE = 32
+STRANDS = ("both", "forward")
 VALUE_FORMAT = "{:.6g}"
 
 
@@ -214,9 +215,9 @@ def check_header_labels(record: FastaRecord, model: WindowScorer) -> None:
 
 
 def _windows(
-    records: Iterable[FastaRecord], model: WindowScorer, plan: ScanPlan
-) -> Iterator[tuple[FastaRecord, _Window, np.ndarray]]:
-    """Every window of every record with its tokens, one at a time."""
+    records: Iterable[FastaRecord], model: WindowScorer, plan: ScanPlan, strands: str
+) -> Iterator[tuple[FastaRecord, _Window, list[np.ndarray]]]:
+    """Every window of every record with its tokens (one array per strand), one at a time."""
     tokenizer = model.tokenizer
     for index, record in enumerate(records):
         check_header_labels(record, model)
@@ -226,7 +227,11 @@ def _windows(
         ):
             # read_fasta upper-cases sequences and keeps the soft mask aside, and the tokenizer
             # maps k-mers with N (or other ambiguity codes) to UNK: the same path as training.
-            yield record, _Window(index, start, end), tokenizer.encode(record.sequence[start:end])
+            window = record.sequence[start:end]
+            tokens = [tokenizer.encode(window)]
+            if strands == "both":
+                tokens.append(tokenizer.encode(reverse_complement(window)))
+            yield record, _Window(index, start, end), tokens
 
 
 def _score(model: WindowScorer, tokens: list[np.ndarray], num_labels: int) -> np.ndarray:
@@ -267,13 +272,19 @@ def predict_fasta(
     batch_size: int = DEFAULT_BATCH_SIZE,
     policy: FastaPolicy | None = None,
     progress: bool | None = None,
+    strands: str = "both",
 ) -> PredictionSummary:
     """Score every record of `fasta` with `loaded_model`; write the TSV (and bedGraph) atomically.
 
+    `strands="both"` scores each window and its reverse complement and keeps the larger
+    probability, so a promoter or binding site reads the same on either strand of the FASTA;
+    `"forward"` scores the sequence as written (half the work, strand-specific).
     `progress=None` shows the bp progress bar only on a terminal.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if strands not in STRANDS:
+        raise UserError(f"--strands must be one of {', '.join(STRANDS)}, got {strands!r}")
     plan = scan_plan(loaded_model, window_bp, overlap_bp)
     labels = list(loaded_model.label_names)
     summary = PredictionSummary(label_names=labels, plan=plan)
@@ -297,8 +308,12 @@ def predict_fasta(
             )
         )
         current: _RecordScan | None = None
-        for batch in _batches(_windows(records, loaded_model, plan), batch_size):
-            scores = _score(loaded_model, [tokens for _, _, tokens in batch], len(labels))
+        for batch in _batches(_windows(records, loaded_model, plan, strands), batch_size):
+            per_strand = [
+                _score(loaded_model, [tokens[strand] for _, _, tokens in batch], len(labels))
+                for strand in range(len(batch[0][2]))
+            ]
+            scores = np.fmax.reduce(per_strand)
             for (record, window, _), window_scores in zip(batch, scores, strict=True):
                 if current is None or window.record_index != summary.num_records - 1:
                     if current is not None:

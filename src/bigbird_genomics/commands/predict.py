@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="overlap of consecutive windows in bp (default: half a window)",
     )
     parser.add_argument(
+        "--strands",
+        choices=("both", "forward"),
+        default="both",
+        help="both: score each window and its reverse complement and keep the higher "
+        "probability (strand-agnostic); forward: the sequence as written only",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         overlap_bp=args.overlap_bp,
         batch_size=args.batch_size,
         progress=args.progress,
+        strands=args.strands,
     )
     plan = summary.plan
     print(

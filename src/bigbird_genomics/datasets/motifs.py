@@ -1,15 +1,13 @@
 """DNA helpers shared by the synthetic generators: background sampling, motif planting and
-mutation, reverse complements. Sequences are upper-case ASCII uint8 arrays, as in `fasta`."""
+mutation. Sequences are upper-case ASCII uint8 arrays, as in `fasta`."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bigbird_genomics.fasta import reverse_complement
+
 BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
-# ASCII code -> complement code; identity for anything that is not ACGTN (kept as is).
-_COMPLEMENT = np.arange(256, dtype=np.uint8)
-for _a, _b in zip(b"ACGTNacgtn", b"TGCANtgcan", strict=True):
-    _COMPLEMENT[_a] = _b
 # ASCII code -> 0..3 for ACGT (either case), 4 for anything else.
 BASE_INDEX = np.full(256, 4, dtype=np.int64)
 for _i, _c in enumerate(b"ACGT"):
@@ -20,11 +18,6 @@ for _i, _c in enumerate(b"ACGT"):
 def to_array(sequence: str) -> np.ndarray:
     """ASCII uint8 array of a DNA string (a copy, writable)."""
     return np.frombuffer(sequence.encode("ascii"), dtype=np.uint8).copy()
-
-
-def reverse_complement(sequence: np.ndarray) -> np.ndarray:
-    """Reverse complement of an ASCII uint8 array (soft-mask case is kept)."""
-    return _COMPLEMENT[sequence[::-1]]
 
 
 def reverse_complement_text(sequence: str) -> str:
