@@ -157,17 +157,17 @@ def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
     return fasta, tokenized
 
 
-def train_and_evaluate(
-    task: Task, tokenized: Path, run_dir: Path, seed: int, args: argparse.Namespace
-) -> dict[str, float]:
-    """One training run with the project's CLI, scored on the test split by `evaluate`."""
+def train_then_evaluate(
+    overrides: list[str], tokenized: Path, run_dir: Path, log_prefix: Path, args: argparse.Namespace
+) -> tuple[dict[str, float], float]:
+    """`bigbird-genomics-train` with `overrides` into `run_dir`, then `evaluate` on the test split.
+
+    Returns the test metrics and the training wall time in seconds.
+    """
     minutes = max(1, int(args.max_minutes))  # Lightning's max_time is DD:HH:MM:SS
     overrides = [
-        "task=promoter",
-        f"task.name={task.name}",
-        f"model={args.model}",
+        *overrides,
         f"data.dataset={tokenized}",
-        f"seed={seed}",
         "logger=csv",
         f"trainer.max_epochs={args.max_epochs}",
         f"+trainer.max_time='00:{minutes // 60:02d}:{minutes % 60:02d}:00'",
@@ -175,27 +175,29 @@ def train_and_evaluate(
         *args.override,
     ]
     seconds = run_logged(
-        train_command() + overrides, run_dir.parent / f"{run_dir.name}.train.log", args.threads
+        train_command() + overrides, Path(f"{log_prefix}.train.log"), args.threads
     )
     metrics_path = run_dir / "evaluate_test.json"
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
     run_logged(
         cli_command()
-        + [
-            "evaluate",
-            "--checkpoint",
-            str(run_dir / "checkpoints" / "best.ckpt"),
-            "--data",
-            str(tokenized),
-            "--split",
-            "test",
-            "--out",
-            str(metrics_path),
-        ],
-        run_dir.parent / f"{run_dir.name}.evaluate.log",
+        + ["evaluate", "--checkpoint", str(checkpoint), "--data", str(tokenized)]
+        + ["--split", "test", "--out", str(metrics_path)],
+        Path(f"{log_prefix}.evaluate.log"),
         args.threads,
     )
     metrics = json.loads(metrics_path.read_text())
-    flat = metrics.get("test", metrics)
+    return metrics.get("test", metrics), seconds
+
+
+def train_and_evaluate(
+    task: Task, tokenized: Path, run_dir: Path, seed: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """One training run with the project's CLI, scored on the test split by `evaluate`."""
+    overrides = ["task=promoter", f"task.name={task.name}", f"model={args.model}", f"seed={seed}"]
+    flat, seconds = train_then_evaluate(
+        overrides, tokenized, run_dir, run_dir.parent / run_dir.name, args
+    )
     return {
         "accuracy": flat["accuracy"],
         "f1": flat["f1"],

@@ -36,7 +36,7 @@ from benchmarks.accuracy import (
     read_labelled,
     run_logged,
     tokenized_is_current,
-    train_command,
+    train_then_evaluate,
 )
 
 VARIANTS = {
@@ -97,44 +97,18 @@ def train_variant(name: str, tokenized: Path, tokens: int, args: argparse.Namesp
     """Train and evaluate one attention variant with the project's CLIs."""
     run_dir = args.out / "runs" / name
     context = -(-(tokens + 1) // BLOCK) * BLOCK  # [CLS] + tokens, rounded up to whole blocks
-    minutes = max(1, int(args.max_minutes))  # Lightning's max_time is DD:HH:MM:SS
     overrides = [
         "task=promoter",
         "task.name=longrange",
         f"model={args.model}",
         f"model.max_tokens={context}",
         *VARIANTS[name],
-        f"data.dataset={tokenized}",
         f"data.batch_size={args.batch_size}",
         f"seed={args.seed}",
-        "logger=csv",
-        f"trainer.max_epochs={args.max_epochs}",
-        f"+trainer.max_time='00:{minutes // 60:02d}:{minutes % 60:02d}:00'",
-        f"hydra.run.dir={run_dir}",
-        *args.override,
     ]
-    seconds = run_logged(
-        train_command() + overrides, args.out / "runs" / f"{name}.train.log", args.threads
+    flat, seconds = train_then_evaluate(
+        overrides, tokenized, run_dir, args.out / "runs" / name, args
     )
-    metrics_path = run_dir / "evaluate_test.json"
-    run_logged(
-        cli_command()
-        + [
-            "evaluate",
-            "--checkpoint",
-            str(run_dir / "checkpoints" / "best.ckpt"),
-            "--data",
-            str(tokenized),
-            "--split",
-            "test",
-            "--out",
-            str(metrics_path),
-        ],
-        args.out / "runs" / f"{name}.evaluate.log",
-        args.threads,
-    )
-    metrics = json.loads(metrics_path.read_text())
-    flat = metrics.get("test", metrics)
     return {"accuracy": flat["accuracy"], "auroc": flat["auroc"], "train_minutes": seconds / 60}
 
 
