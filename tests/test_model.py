@@ -99,3 +99,27 @@ def test_mask_spans_labels_and_replacements() -> None:
 def test_mlm_head_is_tied_to_the_embedding() -> None:
     model = _model("mlm", 0)
     assert model.head.embedding.weight is model.encoder.embedding.weight
+
+
+def test_random_blocks_redrawn_per_training_step_only_in_training_mode() -> None:
+    """attention.redraw_random_per_step: new random blocks per step while training; eval and
+    prediction keep the fixed layout of the seed."""
+    encoder = {"vocab_size": 69, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
+               "intermediate_size": 32, "dropout": 0.0, "max_tokens": 256}
+    attention = {"block_size": 16, "num_window_blocks": 3, "num_global_blocks": 2,
+                 "num_random_blocks": 2, "backend": "block", "redraw_random_per_step": True}
+    torch.manual_seed(0)
+    model = GenomicsModel(encoder, attention, "binary", 1)
+    tokens = torch.randint(5, 69, (2, 256))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    model.eval()
+    fixed = model(tokens, mask)
+    model.train()
+    model.encoder.set_layout_step(None)
+    assert torch.allclose(model(tokens, mask), fixed, atol=1e-6)
+    model.encoder.set_layout_step(7)
+    step_7 = model(tokens, mask)
+    assert not torch.allclose(step_7, fixed, atol=1e-4)
+    assert torch.allclose(model(tokens, mask), step_7, atol=1e-6)  # a step's layout is seeded
+    model.eval()  # the step is ignored outside training
+    assert torch.allclose(model(tokens, mask), fixed, atol=1e-6)

@@ -107,6 +107,8 @@ class GenomicsModule(pl.LightningModule):
         return loss, logits, targets
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.network.sparsity.redraw_random_per_step:
+            self.network.encoder.set_layout_step(self.global_step)
         loss, _, _ = self._loss(batch, seed_offset=self.global_step)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(batch["tokens"]))

@@ -14,7 +14,9 @@ class SparsityConfig:
     `block_size` tokens per block; `num_window_blocks` (odd) centred neighbours;
     `num_global_blocks` global blocks (the first ceil(g/2) and last floor(g/2) blocks);
     `num_random_blocks` random key blocks per query block, drawn from `seed` per layer (and per
-    head when `random_per_head`).
+    head when `random_per_head`). `redraw_random_per_step` lets training draw new random blocks
+    at every optimizer step (a regulariser); evaluation and prediction always use the fixed
+    layout of `seed`.
     """
 
     block_size: int = 64
@@ -24,6 +26,7 @@ class SparsityConfig:
     random_per_head: bool = False
     seed: int = 0
     backend: str = "auto"
+    redraw_random_per_step: bool = False
 
     def validate(self, prefix: str = "attention") -> SparsityConfig:
         """Raise ValueError naming the offending key (as `prefix.key`); return self when valid."""
@@ -45,10 +48,11 @@ class SparsityConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"{prefix}.seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.random_per_head, bool):
-            raise ValueError(
-                f"{prefix}.random_per_head must be true or false, got {self.random_per_head!r}"
-            )
+        for key in ("random_per_head", "redraw_random_per_step"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(
+                    f"{prefix}.{key} must be true or false, got {getattr(self, key)!r}"
+                )
         if self.backend not in BACKENDS:
             raise ValueError(
                 f"{prefix}.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"

@@ -84,6 +84,9 @@ class SelfAttention(nn.Module):
         # Sparse kernels give no attention-probability tensor to drop out, so dropout acts on
         # the attention output instead (as in the residual dropout of GPT-2).
         self.dropout = nn.Dropout(config.dropout)
+        # Training step whose random blocks to use (attention.redraw_random_per_step); only in
+        # training mode: eval and prediction always take the fixed layout (step=None).
+        self.layout_step: int | None = None
 
     def forward(
         self, x: torch.Tensor, rotary: RotaryEmbedding, key_padding_mask: torch.Tensor | None
@@ -93,7 +96,9 @@ class SelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [batch, heads, tokens, head_dim]
         q, k = rotary(q), rotary(k)
         attended = bigbird_attention(
-            q, k, v, self.sparsity, layer_index=self.layer_index, key_padding_mask=key_padding_mask
+            q, k, v, self.sparsity, layer_index=self.layer_index,
+            key_padding_mask=key_padding_mask,
+            step=self.layout_step if self.training else None,
         )
         attended = attended.transpose(1, 2).reshape(batch, tokens, width)
         return self.dropout(self.out(attended))
@@ -143,6 +148,11 @@ class Encoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(config.hidden_size)
         self.apply(_init_weights)
+
+    def set_layout_step(self, step: int | None) -> None:
+        """Draw training-mode random blocks for optimizer step `step` (None: the fixed layout)."""
+        for block in self.blocks:
+            block.attention.layout_step = step
 
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`attention_mask` is True at real tokens (including [CLS]), False at padding."""
