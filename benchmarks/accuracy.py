@@ -127,6 +127,19 @@ def tokenized_is_current(tokenized: Path) -> bool:
     return meta.get("vocab_hash") == KmerTokenizer(k=6, stride=1).vocab_hash
 
 
+def ensure_tokenized(fasta: Path, tokenized: Path, max_tokens: int, threads: int) -> None:
+    """`bigbird-genomics tokenize` into `tokenized` unless a current data set is already there."""
+    if tokenized.exists() and not tokenized_is_current(tokenized):
+        shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
+    if not tokenized.exists():
+        command = ["tokenize", "--fasta", str(fasta), "--max-tokens", str(max_tokens)]
+        run_logged(
+            cli_command() + command + ["--out", str(tokenized)],
+            tokenized.parent / "tokenize.log",
+            threads,
+        )
+
+
 def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
     """Build and tokenize once; later calls reuse the folders."""
     data = out / "data" / task.name
@@ -137,23 +150,7 @@ def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
             data / "build.log",
             threads,
         )
-    if tokenized.exists() and not tokenized_is_current(tokenized):
-        shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
-    if not tokenized.exists():
-        run_logged(
-            cli_command()
-            + [
-                "tokenize",
-                "--fasta",
-                str(fasta),
-                "--max-tokens",
-                str(task.max_tokens),
-                "--out",
-                str(tokenized),
-            ],
-            data / "tokenize.log",
-            threads,
-        )
+    ensure_tokenized(fasta, tokenized, task.max_tokens, threads)
     return fasta, tokenized
 
 

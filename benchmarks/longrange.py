@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,9 +32,9 @@ import numpy as np
 from benchmarks.accuracy import (
     SHARED,
     cli_command,
+    ensure_tokenized,
     read_labelled,
     run_logged,
-    tokenized_is_current,
     train_then_evaluate,
 )
 
@@ -73,23 +72,7 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path, int]:
         if ecoli.exists():
             command += ["--background-fasta", str(ecoli)]
         run_logged(command, data / "make.log", args.threads)
-    if tokenized.exists() and not tokenized_is_current(tokenized):
-        shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
-    if not tokenized.exists():
-        run_logged(
-            cli_command()
-            + [
-                "tokenize",
-                "--fasta",
-                str(fasta),
-                "--max-tokens",
-                str(tokens),
-                "--out",
-                str(tokenized),
-            ],
-            data / "tokenize.log",
-            args.threads,
-        )
+    ensure_tokenized(fasta, tokenized, tokens, args.threads)
     return fasta, tokenized, tokens
 
 
