@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 HELP = (
-    "Generate long sequences whose label needs both ends: one motif (A or B) near each end, "
-    "distractor copies in the middle so every record holds two A and two B; label 1 when the "
-    "end motifs differ (--rule xor) or for A..B only (--rule and). Background: a Markov chain "
-    "fitted to --background-fasta (e.g. a bacterial genome) or, without one, independent bases."
+    "Generate long sequences whose label needs both ends: a cluster of --copies copies of "
+    "motif A or B within --edge-bp of each end, distractor clusters in the middle so every "
+    "record holds two A and two B clusters; label 1 when the end motifs differ (--rule xor) "
+    "or for A..B only (--rule and). Background: a Markov chain fitted to --background-fasta "
+    "(e.g. a bacterial genome) or, without one, independent bases."
 )
 
 
@@ -17,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-records", type=int, default=2000)
     parser.add_argument("--length-bp", type=int, default=8192)
     parser.add_argument("--edge-bp", type=int, default=500, help="motif distance from an end")
+    parser.add_argument(
+        "--margin-bp", type=int, default=100, help="no motif this close to an end (CNN padding)"
+    )
+    parser.add_argument("--copies", type=int, default=3, help="motif copies per cluster")
     parser.add_argument("--background-fasta", help="FASTA to fit the background chain to")
     parser.add_argument("--order", type=int, default=3, help="Markov order of the background")
     parser.add_argument("--gc", type=float, default=0.5, help="GC without --background-fasta")
@@ -39,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             num_records=args.num_records,
             length_bp=args.length_bp,
             edge_bp=args.edge_bp,
+            margin_bp=args.margin_bp,
+            copies=args.copies,
             fractions=parse_fractions(args.split_fractions),
             rule=args.rule,
             seed=args.seed,

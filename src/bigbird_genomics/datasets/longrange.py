@@ -1,17 +1,36 @@
 """A synthetic long-range task: the label needs information from both ends of the sequence.
 
-Each record holds one motif (A or B) within `edge_bp` of its start, one within `edge_bp` of its
-end, and "distractor" copies in the middle chosen so that every record holds exactly two A and
-two B: motif counts and composition say nothing about the label. The background is a Markov
-chain fitted to a genome (e.g. E. coli) or any FASTA, or independent bases with a given GC.
+Layout of one record (`length_bp` long, background from a Markov chain fitted to a genome,
+e.g. E. coli, or independent bases with a given GC):
 
-Rules (the motif at the start, the motif at the end -> label):
-- "xor" (default): 1 when the two end motifs differ (A..B or B..A), 0 when they are the same.
-  Neither end alone says anything; a model must relate the two ends, thousands of bases
-  apart. A translation-invariant CNN, or window-only attention read from a [CLS] token,
-  stays at chance; global or random BigBird blocks can carry the information.
-- "and" (issue 6's wording): 1 for A near the start AND B near the end, 0 for the other three
-  combinations. Here each end alone already reaches 75 % accuracy.
+    |margin| start cluster |  middle slot 1  |  middle slot 2  | end cluster |margin|
+    |<------ edge_bp ----->|                                   |<-- edge_bp ->|
+
+A *cluster* is `copies` exact copies of one motif (A or B, forward strand, 16 bp by default)
+at random, non-overlapping places inside a stretch of `edge_bp - margin_bp` bases. The start
+cluster lies within `edge_bp` of the start, the end cluster within `edge_bp` of the end.
+Each middle slot holds one distractor cluster of the same shape: slot 1 the motif the start
+cluster lacks, slot 2 the motif the end cluster lacks. So every record, whatever its label,
+holds exactly two A clusters and two B clusters (`2 * copies` copies of each motif, and no
+other copy on either strand: stray occurrences in the background are mutated away).
+
+Rules (the start-cluster motif, the end-cluster motif -> label):
+- "xor" (default): 1 when the two end motifs differ (A..B or B..A), 0 when they are the same
+  (A..A or B..B: both motifs are still present, in the middle). Neither end alone says
+  anything; a model must relate the two ends, thousands of bases apart.
+- "and" (issue 6's literal wording): 1 for A near the start AND B near the end, 0 for the
+  other three combinations. Here each end alone already reaches 75 % accuracy.
+
+Why the controls fail (by construction, not by luck):
+- Motif counts, clusters and composition are the same in every record, so any bag-of-motifs
+  model (a CNN with global max or mean pooling, k-mer counts) sees no difference between
+  the classes: it can detect each cluster but not which end it sits at.
+- `margin_bp` keeps every planted motif away from the sequence ends, so a CNN cannot learn
+  "motif next to the left (zero-padded) boundary" within its receptive field.
+- A transformer that reads the label from a [CLS] token at position 0 with window-only
+  attention sees `num_layers * block` tokens around the start: the start cluster (and maybe
+  middle slot 1, which mirrors it) but never the end cluster or slot 2. Global blocks (which
+  hold [CLS]) and random blocks reach the far end in one layer.
 """
 
 from __future__ import annotations
@@ -25,21 +44,26 @@ from bigbird_genomics.datasets.io import format_header, write_fasta
 from bigbird_genomics.datasets.markov import MarkovChain
 from bigbird_genomics.datasets.motifs import mutate, reverse_complement_text, to_array
 
-MOTIF_A = "TGACGTCATGCA"
-MOTIF_B = "GGATCCTTAGGC"
+# Random 16-mers: 40-60 % GC, not their own reverse complement, no self-overlap of 4+ bases,
+# and no 6-mer shared between A, B and their reverse complements (so a non-overlapping 6-mer
+# token never belongs to both motifs).
+MOTIF_A = "AACAGTGCGGTATAGC"
+MOTIF_B = "GTCCGATGATTTCACC"
+ROLES = ("start", "end", "middle")
+GAP_BP = 4  # at least this many background bases between copies of a cluster
 
 
 @dataclass
 class LongRangeRecord:
-    """One record; `sites` lists every planted (start, motif), end motifs first."""
+    """One record; `sites` lists every planted copy as (start, motif, role), role in ROLES."""
 
     record_id: str
     sequence: np.ndarray
     label: int
     split: str
-    start_motif: str
+    start_motif: str  # "A" or "B"
     end_motif: str
-    sites: list[tuple[int, str]]
+    sites: list[tuple[int, str, str]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,8 @@ class LongRangeSettings:
     num_records: int = 2000
     length_bp: int = 8192
     edge_bp: int = 500
+    margin_bp: int = 100
+    copies: int = 3
     positive_fraction: float = 0.5
     motif_a: str = MOTIF_A
     motif_b: str = MOTIF_B
@@ -54,15 +80,32 @@ class LongRangeSettings:
     rule: str = "xor"
     seed: int = 0
 
+    @property
+    def cluster_bp(self) -> int:
+        """Width of the stretch one cluster's copies are scattered over."""
+        return self.edge_bp - self.margin_bp
+
     def validate(self) -> None:
         if self.rule not in ("xor", "and"):
             raise ValueError(f"rule must be 'xor' or 'and', got {self.rule!r}")
-        if self.edge_bp < max(len(self.motif_a), len(self.motif_b)):
-            raise ValueError(f"edge_bp={self.edge_bp} is shorter than a motif")
-        if 2 * self.edge_bp + 4 * max(len(self.motif_a), len(self.motif_b)) > self.length_bp:
+        if self.num_records < 1:
+            raise ValueError(f"num_records must be >= 1, got {self.num_records}")
+        if self.copies < 1:
+            raise ValueError(f"copies must be >= 1, got {self.copies}")
+        if self.margin_bp < 0:
+            raise ValueError(f"margin_bp must be >= 0, got {self.margin_bp}")
+        if len(self.motif_a) != len(self.motif_b):
+            raise ValueError("motif A and motif B must have the same length")
+        needed = self.copies * (len(self.motif_a) + GAP_BP)
+        if self.cluster_bp < needed:
             raise ValueError(
-                f"length_bp={self.length_bp} leaves no middle for distractor motifs after two "
-                f"edges of {self.edge_bp} bp; use a longer sequence or a smaller edge"
+                f"edge_bp - margin_bp = {self.cluster_bp} bp cannot hold {self.copies} copies "
+                f"of a {len(self.motif_a)} bp motif ({needed} bp with gaps); raise edge_bp"
+            )
+        if self.length_bp - 2 * self.edge_bp < 2 * self.cluster_bp:
+            raise ValueError(
+                f"length_bp={self.length_bp} leaves no middle for two distractor clusters "
+                f"after two edges of {self.edge_bp} bp; use a longer sequence or a smaller edge"
             )
         if self.motif_a == self.motif_b or self.motif_a == reverse_complement_text(self.motif_b):
             raise ValueError("motif A and motif B must differ (on both strands)")
@@ -86,13 +129,15 @@ def _purge(
     rng: np.random.Generator,
     row: np.ndarray,
     motifs: list[str],
-    keep: list[tuple[int, str]],
+    keep: list[tuple[int, str, str]],
 ) -> None:
     """Break, in place, every occurrence of a motif (either strand) except the planted `keep`
-    copies, by mutating one of its bases that lies outside the planted copies."""
+    copies, by mutating one of its bases that lies outside the planted copies (copies are
+    `GAP_BP` apart, so a stray occurrence always has such a base)."""
     patterns = motifs + [reverse_complement_text(m) for m in motifs]
+    planted = {(start, motif) for start, motif, _ in keep}
     protected = np.zeros(len(row), dtype=bool)
-    for start, motif in keep:
+    for start, motif, _ in keep:
         protected[start : start + len(motif)] = True
     while True:
         text = row.tobytes().decode("ascii")
@@ -100,7 +145,7 @@ def _purge(
             (start, len(p))
             for p in patterns
             for start in _occurrences(text, p)
-            if (start, p) not in keep
+            if (start, p) not in planted
         ]
         if not stray:
             return
@@ -128,6 +173,16 @@ def _end_motifs(rule: str, label: int, rng: np.random.Generator) -> tuple[int, i
     return [(0, 0), (1, 0), (1, 1)][int(rng.integers(3))]
 
 
+def _cluster(
+    rng: np.random.Generator, lo: int, width: int, motif_bp: int, copies: int
+) -> list[int]:
+    """Sorted starts of `copies` motifs inside [lo, lo + width), at least GAP_BP apart."""
+    step = motif_bp + GAP_BP
+    slack = width - copies * step + GAP_BP  # free bases once the copies are packed together
+    offsets = np.sort(rng.integers(0, slack + 1, size=copies))
+    return [lo + int(offset) + index * step for index, offset in enumerate(offsets)]
+
+
 def generate_longrange(
     chain: MarkovChain, settings: LongRangeSettings = LongRangeSettings()
 ) -> list[LongRangeRecord]:
@@ -135,27 +190,32 @@ def generate_longrange(
     settings.validate()
     rng = np.random.default_rng(settings.seed)
     count, length, edge = settings.num_records, settings.length_bp, settings.edge_bp
+    margin, width, copies = settings.margin_bp, settings.cluster_bp, settings.copies
     motifs = [settings.motif_a, settings.motif_b]
+    motif_bp = len(settings.motif_a)
     sequences = chain.sample(rng, count, length)
     labels = rng.permutation(
         (np.arange(count) < round(settings.positive_fraction * count)).astype(int)
     )
     split_names = np.array(["train", "val", "test"])
     splits = split_names[rng.choice(3, size=count, p=list(settings.fractions))]
+    slot = (length - 2 * edge) // 2  # two middle slots that cannot overlap
     records = []
     for index in range(count):
         first, last = _end_motifs(settings.rule, int(labels[index]), rng)
-        # the middle holds whatever makes the totals two A and two B
-        middle = [1 - first, 1 - last]
-        sites: list[tuple[int, str]] = [
-            (int(rng.integers(0, edge - len(motifs[first]) + 1)), motifs[first]),
-            (int(rng.integers(length - edge, length - len(motifs[last]) + 1)), motifs[last]),
+        clusters = [
+            (margin, first, "start"),
+            (length - edge, last, "end"),
+            # the middle holds whatever makes the totals two A and two B clusters
+            (edge + int(rng.integers(0, slot - width + 1)), 1 - first, "middle"),
+            (edge + slot + int(rng.integers(0, slot - width + 1)), 1 - last, "middle"),
         ]
-        gap = (length - 2 * edge) // 2  # two middle slots that cannot overlap
-        for slot, which in enumerate(middle):
-            lo = edge + slot * gap
-            sites.append((int(rng.integers(lo, lo + gap - len(motifs[which]) + 1)), motifs[which]))
-        for start, motif in sites:
+        sites = [
+            (start, motifs[which], role)
+            for lo, which, role in clusters
+            for start in _cluster(rng, lo, width, motif_bp, copies)
+        ]
+        for start, motif, _ in sites:
             sequences[index, start : start + len(motif)] = to_array(motif)
         _purge(rng, sequences[index], motifs, sites)
         records.append(
@@ -177,7 +237,7 @@ def write_longrange(
     chain: MarkovChain,
     settings: LongRangeSettings = LongRangeSettings(),
 ) -> dict[str, int]:
-    """Write the labelled FASTA (`label=`, `split=`, and where the motifs are); split counts."""
+    """Write the labelled FASTA (`label=`, `split=`, `ends=` the end motifs); split counts."""
     records = generate_longrange(chain, settings)
     write_fasta(
         out_fasta,
