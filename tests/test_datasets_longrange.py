@@ -45,6 +45,23 @@ def test_label_follows_end_motifs(rule: str) -> None:
             assert 0.2 < ends[labels == label].mean() < 0.8
 
 
+def test_start_a_fraction_makes_the_end_informative_but_never_the_start() -> None:
+    records = generate_longrange(CHAIN, replace(SMALL, num_records=400, start_a_fraction=0.2))
+    labels = np.array([r.label for r in records])
+    starts = np.array([r.start_motif == "A" for r in records])
+    ends = np.array([r.end_motif == "A" for r in records])
+    for label in (0, 1):  # the start is A in ~20 % of each class: it says nothing
+        assert 0.12 < starts[labels == label].mean() < 0.28
+    # the end alone predicts the label ~80 % of the time (end A <-> label 1, mostly)
+    assert 0.72 < (ends == labels.astype(bool)).mean() < 0.88
+    assert all(r.label == int(r.start_motif != r.end_motif) for r in records)
+
+
+def test_frame_puts_every_copy_in_frame() -> None:
+    records = generate_longrange(CHAIN, replace(SMALL, num_records=10, frame_bp=6))
+    assert all(start % 6 == 0 for record in records for start, _, _ in record.sites)
+
+
 def test_every_record_holds_the_same_motif_counts_at_the_planted_places() -> None:
     settings = SMALL
     records = generate_longrange(CHAIN, settings)
@@ -113,7 +130,8 @@ def test_cli_writes_labelled_fasta(tmp_path: Path) -> None:
     out = tmp_path / "lr.fa"
     arguments = ["make-longrange", "--out", str(out), "--num-records", "20"]
     arguments += ["--length-bp", "1024", "--edge-bp", "200", "--margin-bp", "20"]
-    assert main([*arguments, "--copies", "2", "--gc", "0.6"]) == 0
+    arguments += ["--copies", "2", "--frame-bp", "6", "--start-a-fraction", "0.3"]
+    assert main([*arguments, "--gc", "0.6"]) == 0
     records = list(read_fasta(out))
     fields = [header_fields(r.description) for r in records]
     assert len(fields) == 20 and {f["label"] for f in fields} == {"0", "1"}
@@ -129,6 +147,8 @@ def test_settings_are_checked(tmp_path: Path) -> None:
         LongRangeSettings(edge_bp=120, margin_bp=100).validate()
     with pytest.raises(ValueError, match="rule"):
         LongRangeSettings(rule="or").validate()
+    with pytest.raises(ValueError, match="start_a_fraction"):
+        LongRangeSettings(start_a_fraction=1.0).validate()
     with pytest.raises(ValueError, match="reverse complement"):
         LongRangeSettings(motif_a="ACGTACGTACGTACGT").validate()
     assert main(["make-longrange", "--out", str(tmp_path / "x.fa"), "--length-bp", "100"]) == 2

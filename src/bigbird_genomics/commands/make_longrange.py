@@ -22,6 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--margin-bp", type=int, default=100, help="no motif this close to an end (CNN padding)"
     )
     parser.add_argument("--copies", type=int, default=3, help="motif copies per cluster")
+    parser.add_argument(
+        "--frame-bp", type=int, default=1, help="motif starts are multiples of this (6: 6-mers)"
+    )
+    parser.add_argument(
+        "--start-a-fraction",
+        type=float,
+        default=0.5,
+        help="xor: how often the start motif is A; 0.5 = pure XOR, 0.2 = the end alone says 80%%",
+    )
     parser.add_argument("--background-fasta", help="FASTA to fit the background chain to")
     parser.add_argument("--order", type=int, default=3, help="Markov order of the background")
     parser.add_argument("--gc", type=float, default=0.5, help="GC without --background-fasta")
@@ -46,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             edge_bp=args.edge_bp,
             margin_bp=args.margin_bp,
             copies=args.copies,
+            frame_bp=args.frame_bp,
+            start_a_fraction=args.start_a_fraction,
             fractions=parse_fractions(args.split_fractions),
             rule=args.rule,
             seed=args.seed,

@@ -7,7 +7,9 @@ e.g. E. coli, or independent bases with a given GC):
     |<------ edge_bp ----->|                                   |<-- edge_bp ->|
 
 A *cluster* is `copies` exact copies of one motif (A or B, forward strand, 16 bp by default)
-at random, non-overlapping places inside a stretch of `edge_bp - margin_bp` bases. The start
+at random, non-overlapping places inside a stretch of `edge_bp - margin_bp` bases (starts at
+multiples of `frame_bp`: 6 puts every copy in frame with non-overlapping 6-mer tokens, so
+each copy reads as the same two tokens and detecting a motif is trivial). The start
 cluster lies within `edge_bp` of the start, the end cluster within `edge_bp` of the end.
 Each middle slot holds one distractor cluster of the same shape: slot 1 the motif the start
 cluster lacks, slot 2 the motif the end cluster lacks. So every record, whatever its label,
@@ -16,8 +18,14 @@ other copy on either strand: stray occurrences in the background are mutated awa
 
 Rules (the start-cluster motif, the end-cluster motif -> label):
 - "xor" (default): 1 when the two end motifs differ (A..B or B..A), 0 when they are the same
-  (A..A or B..B: both motifs are still present, in the middle). Neither end alone says
-  anything; a model must relate the two ends, thousands of bases apart.
+  (A..A or B..B: both motifs are still present, in the middle). Labels are balanced and the
+  start motif is drawn independently of the label (A with probability `start_a_fraction`),
+  so the start alone never says anything. With `start_a_fraction=0.5` (pure XOR) the end
+  alone says nothing either: no single feature correlates with the label, and gradient
+  descent sits on a long plateau (no model here left it within a CPU budget). With 0.2, the
+  end alone predicts the label 80 % of the time (end A -> start mostly B -> label mostly 1):
+  a model that carries the far end to [CLS] learns first, and only relating both ends reaches
+  100 %. The start alone, the motif counts and the composition still say nothing.
 - "and" (issue 6's literal wording): 1 for A near the start AND B near the end, 0 for the
   other three combinations. Here each end alone already reaches 75 % accuracy.
 
@@ -73,11 +81,13 @@ class LongRangeSettings:
     edge_bp: int = 500
     margin_bp: int = 100
     copies: int = 3
+    frame_bp: int = 1  # motif starts are multiples of this (6: in frame with 6-mer tokens)
     positive_fraction: float = 0.5
     motif_a: str = MOTIF_A
     motif_b: str = MOTIF_B
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     rule: str = "xor"
+    start_a_fraction: float = 0.5  # xor: how often the start cluster is A (see the docstring)
     seed: int = 0
 
     @property
@@ -88,15 +98,22 @@ class LongRangeSettings:
     def validate(self) -> None:
         if self.rule not in ("xor", "and"):
             raise ValueError(f"rule must be 'xor' or 'and', got {self.rule!r}")
+        if not 0.0 < self.start_a_fraction < 1.0:
+            raise ValueError(
+                f"start_a_fraction must lie strictly between 0 and 1, got {self.start_a_fraction}"
+            )
         if self.num_records < 1:
             raise ValueError(f"num_records must be >= 1, got {self.num_records}")
         if self.copies < 1:
             raise ValueError(f"copies must be >= 1, got {self.copies}")
         if self.margin_bp < 0:
             raise ValueError(f"margin_bp must be >= 0, got {self.margin_bp}")
+        if self.frame_bp < 1:
+            raise ValueError(f"frame_bp must be >= 1, got {self.frame_bp}")
         if len(self.motif_a) != len(self.motif_b):
             raise ValueError("motif A and motif B must have the same length")
-        needed = self.copies * (len(self.motif_a) + GAP_BP)
+        step = -(-(len(self.motif_a) + GAP_BP) // self.frame_bp) * self.frame_bp
+        needed = self.copies * step + self.frame_bp
         if self.cluster_bp < needed:
             raise ValueError(
                 f"edge_bp - margin_bp = {self.cluster_bp} bp cannot hold {self.copies} copies "
@@ -163,10 +180,12 @@ def _occurrences(text: str, pattern: str) -> list[int]:
     return found
 
 
-def _end_motifs(rule: str, label: int, rng: np.random.Generator) -> tuple[int, int]:
+def _end_motifs(
+    rule: str, label: int, rng: np.random.Generator, start_a_fraction: float
+) -> tuple[int, int]:
     """(start, end) motif indices (0 = A, 1 = B) for a record of `label` under `rule`."""
     if rule == "xor":
-        first = int(rng.integers(2))
+        first = int(rng.random() >= start_a_fraction)
         return first, first ^ label
     if label:
         return 0, 1
@@ -174,13 +193,15 @@ def _end_motifs(rule: str, label: int, rng: np.random.Generator) -> tuple[int, i
 
 
 def _cluster(
-    rng: np.random.Generator, lo: int, width: int, motif_bp: int, copies: int
+    rng: np.random.Generator, lo: int, width: int, motif_bp: int, copies: int, frame: int
 ) -> list[int]:
-    """Sorted starts of `copies` motifs inside [lo, lo + width), at least GAP_BP apart."""
-    step = motif_bp + GAP_BP
-    slack = width - copies * step + GAP_BP  # free bases once the copies are packed together
+    """Sorted starts (multiples of `frame`) of `copies` motifs inside [lo, lo + width), at
+    least GAP_BP apart. Counted in units of `frame` bases."""
+    first, last = -(-lo // frame), (lo + width - motif_bp) // frame  # allowed starts
+    step = -(-(motif_bp + GAP_BP) // frame)
+    slack = last - first - (copies - 1) * step  # free units once the copies are packed
     offsets = np.sort(rng.integers(0, slack + 1, size=copies))
-    return [lo + int(offset) + index * step for index, offset in enumerate(offsets)]
+    return [(first + int(offset) + index * step) * frame for index, offset in enumerate(offsets)]
 
 
 def generate_longrange(
@@ -202,7 +223,7 @@ def generate_longrange(
     slot = (length - 2 * edge) // 2  # two middle slots that cannot overlap
     records = []
     for index in range(count):
-        first, last = _end_motifs(settings.rule, int(labels[index]), rng)
+        first, last = _end_motifs(settings.rule, int(labels[index]), rng, settings.start_a_fraction)
         clusters = [
             (margin, first, "start"),
             (length - edge, last, "end"),
@@ -213,7 +234,7 @@ def generate_longrange(
         sites = [
             (start, motifs[which], role)
             for lo, which, role in clusters
-            for start in _cluster(rng, lo, width, motif_bp, copies)
+            for start in _cluster(rng, lo, width, motif_bp, copies, settings.frame_bp)
         ]
         for start, motif, _ in sites:
             sequences[index, start : start + len(motif)] = to_array(motif)
