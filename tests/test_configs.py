@@ -13,8 +13,18 @@ from training_support import compose_config, motif_dataset, training_config
 from bigbird_genomics.config_checks import ConfigError, check_static
 from bigbird_genomics.train import CONF_DIR, train
 
-GROUPS = ["task", "model", "attention", "tokenizer", "data", "trainer", "logger", "callbacks",
-          "paths", "experiment"]
+GROUPS = [
+    "task",
+    "model",
+    "attention",
+    "tokenizer",
+    "data",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "experiment",
+]
 
 
 def _options(group: str) -> list[str]:
@@ -37,8 +47,11 @@ def test_every_config_group_option_composes() -> None:
 def test_optuna_search_composes() -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="sweep extra not installed")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        config = compose("train", ["hparams_search=optuna", "paths.output_dir=/tmp/unused"],
-                         return_hydra_config=True)
+        config = compose(
+            "train",
+            ["hparams_search=optuna", "paths.output_dir=/tmp/unused"],
+            return_hydra_config=True,
+        )
     assert "OptunaSweeper" in config.hydra.sweeper._target_
     assert "attention.num_random_blocks" in config.hydra.sweeper.params
 
@@ -78,3 +91,27 @@ def test_examples_longer_than_the_context_name_the_key(tmp_path: Path) -> None:
     config = training_config(tmp_path / "run", dataset, ["model.max_tokens=32"])
     with pytest.raises(ConfigError, match=r"model\.max_tokens=32"):
         train(config, tmp_path / "run")
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "fsdp_cpu_offload"])
+def test_fsdp_on_cpu_is_refused_naming_the_key(strategy: str) -> None:
+    config = compose_config(
+        [
+            "trainer=ddp",
+            f"trainer.strategy={strategy}",
+            "trainer.accelerator=cpu",
+            "paths.output_dir=/tmp/unused",
+        ]
+    )
+    with pytest.raises(ConfigError, match=rf"trainer\.strategy={strategy} needs CUDA GPUs"):
+        check_static(OmegaConf.to_container(config, resolve=True))
+
+
+def test_fsdp_with_norm_clipping_is_refused_naming_the_key() -> None:
+    config = compose_config(
+        ["trainer=gpu", "trainer.strategy=fsdp", "paths.output_dir=/tmp/unused"]
+    )
+    with pytest.raises(ConfigError, match=r"trainer\.gradient_clip_val=null"):
+        check_static(OmegaConf.to_container(config, resolve=True))
+    config.trainer.gradient_clip_val = None
+    check_static(OmegaConf.to_container(config, resolve=True))

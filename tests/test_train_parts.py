@@ -7,9 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from lightning_fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import DataLoader
 
+from bigbird_genomics.config_checks import ConfigError
 from bigbird_genomics.datamodule import BlockPadCollator, LengthBucketBatchSampler
+from bigbird_genomics.errors import UserError
 from bigbird_genomics.metrics import compute_metrics
+from bigbird_genomics.train import optimized_value
 from bigbird_genomics.wandb_setup import choose_mode
 
 
@@ -28,8 +33,9 @@ def test_multilabel_metrics_per_profile_and_group() -> None:
     targets = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 1], [0, 1, 1]])
     probs = np.array([[0.9, 0.2, 0.5], [0.1, 0.3, 0.5], [0.8, 0.1, 0.5], [0.2, 0.4, 0.5]])
     groups = {"CTCF": "TF", "GATA1": "TF", "DNase": "DHS"}
-    scalars, per_label = compute_metrics("multilabel", probs, targets, ["CTCF", "GATA1", "DNase"],
-                                         groups)
+    scalars, per_label = compute_metrics(
+        "multilabel", probs, targets, ["CTCF", "GATA1", "DNase"], groups
+    )
     assert per_label["CTCF"]["auroc"] == pytest.approx(1.0)
     assert per_label["GATA1"]["auroc"] == pytest.approx(1.0)
     assert math.isnan(per_label["DNase"]["auroc"])  # all positive: undefined, left out
@@ -50,15 +56,65 @@ def test_bucketed_batches_are_seeded_sharded_and_similar_in_length() -> None:
     assert list(sampler) != first
     spread = np.mean([np.ptp(lengths[b]) for b in first])
     assert spread < 0.2 * np.ptp(lengths)  # bucketing: far less spread than random batches
-    ranks = [list(LengthBucketBatchSampler(lengths, 25, shuffle=True, seed=3, num_replicas=3,
-                                           rank=r)) for r in range(3)]
+    ranks = [
+        list(LengthBucketBatchSampler(lengths, 25, shuffle=True, seed=3, num_replicas=3, rank=r))
+        for r in range(3)
+    ]
     assert len({len(r) for r in ranks}) == 1  # DDP ranks step together
     seen = [i for r in ranks for batch in r for i in batch]
     assert len(seen) == len(set(seen))
-    evals = [list(LengthBucketBatchSampler(lengths[:3], 64, shuffle=False, num_replicas=2,
-                                           rank=r, equal_batches_per_rank=False))
-             for r in range(2)]
+    evals = [
+        list(
+            LengthBucketBatchSampler(
+                lengths[:3], 64, shuffle=False, num_replicas=2, rank=r, equal_batches_per_rank=False
+            )
+        )
+        for r in range(2)
+    ]
     assert all(evals) and sorted(i for e in evals for b in e for i in b) == [0, 1, 2]
+
+
+def padding_fraction(lengths: np.ndarray, batches: list, block_size: int) -> float:
+    """Share of padded positions when each batch is padded to a multiple of the block size."""
+    padded = sum(-(-lengths[b].max() // block_size) * block_size * len(b) for b in batches)
+    return 1 - sum(lengths[b].sum() for b in batches) / padded
+
+
+def test_bucketed_batches_pad_far_less_than_random_batches() -> None:
+    # Mixed lengths, as in a data set of short reads, promoters and long windows.
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate(
+        [rng.integers(20, 100, 400), rng.integers(250, 320, 400), rng.integers(400, 513, 200)]
+    )
+    random_order = rng.permutation(len(lengths))
+    random_batches = [random_order[i : i + 32] for i in range(0, len(lengths), 32)]
+    bucketed = [np.array(b) for b in LengthBucketBatchSampler(lengths, 32, shuffle=True)]
+    random_padding = padding_fraction(lengths, random_batches, 64)
+    bucketed_padding = padding_fraction(lengths, bucketed, 64)
+    assert random_padding > 0.4  # each random batch is padded to its longest example
+    # Measured: 0.14 bucketed vs 0.55 random (what remains is rounding up to the block size).
+    assert bucketed_padding < min(0.2, random_padding / 3), (bucketed_padding, random_padding)
+
+
+def test_lightning_epoch_hook_reaches_the_batch_sampler() -> None:
+    """Lightning calls set_epoch on `loader.batch_sampler.sampler`: each epoch a new order."""
+    sampler = LengthBucketBatchSampler(np.arange(100), 10, shuffle=True, seed=0)
+    loader = DataLoader(list(range(100)), batch_sampler=sampler)
+    first = list(sampler)
+    _set_sampler_epoch(loader, 1)  # what the fit loop does at each epoch start
+    assert sampler.epoch == 1
+    assert list(sampler) != first
+    _set_sampler_epoch(loader, 0)
+    assert list(sampler) == first  # a pure function of (seed, epoch): resume stays exact
+
+
+def test_optimized_value_reads_metrics_and_names_the_key() -> None:
+    metrics = {"val": {"loss": 0.5, "auroc": 0.9}, "test": {"auroc": float("nan")}}
+    assert optimized_value(metrics, "val/loss") == 0.5
+    with pytest.raises(ConfigError, match=r"optimized_metric=val/auprc .*val/auroc, val/loss"):
+        optimized_value(metrics, "val/auprc")
+    with pytest.raises(UserError, match=r"optimized_metric=test/auroc is nan"):
+        optimized_value(metrics, "test/auroc")
 
 
 def test_collator_pads_to_the_block_size() -> None:

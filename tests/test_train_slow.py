@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 from training_support import FAST, compose_config, motif_dataset, training_config
 
@@ -31,11 +33,19 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_model_learns_the_demo_promoter_task(tmp_path: Path) -> None:
     """A correctness check of the whole path on the demo data, not a timing."""
     run = tmp_path / "run"
-    config = OmegaConf.to_container(compose_config([
-        "experiment=promoter_demo", "logger=csv", "callbacks.progress_bar=null",
-        f"paths.output_dir={run}", f"paths.cache_dir={tmp_path / 'cache'}",
-        f"trainer.max_steps={MAX_STEPS}",
-    ]), resolve=True)
+    config = OmegaConf.to_container(
+        compose_config(
+            [
+                "experiment=promoter_demo",
+                "logger=csv",
+                "callbacks.progress_bar=null",
+                f"paths.output_dir={run}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                f"trainer.max_steps={MAX_STEPS}",
+            ]
+        ),
+        resolve=True,
+    )
     metrics = train(config, run)
     assert metrics["global_step"] <= MAX_STEPS
     assert metrics["test"]["accuracy"] > 0.9, metrics["test"]
@@ -67,13 +77,17 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(dataset: Path, tmp_pat
     config_file.write_text(json.dumps(training_config(resumed_dir, dataset, extra)))
     script = tmp_path / "killed.py"
     script.write_text(KILLED_RUN)
-    killed = subprocess.run([sys.executable, str(script), str(config_file), str(resumed_dir),
-                             str(kill_step)], env=ENV, capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, str(script), str(config_file), str(resumed_dir), str(kill_step)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (resumed_dir / "checkpoints" / "last.ckpt").is_file()
     assert not (resumed_dir / "metrics.json").exists()
-    resumed = train(training_config(resumed_dir, dataset, [*extra, "ckpt_path=last"]),
-                    resumed_dir)
+    resumed = train(training_config(resumed_dir, dataset, [*extra, "ckpt_path=last"]), resumed_dir)
     assert resumed["global_step"] == reference["global_step"]
     assert resumed["val"] == reference["val"]
     assert resumed["test"] == reference["test"]
@@ -82,11 +96,19 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(dataset: Path, tmp_pat
 
 def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    overrides = [*FAST, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                 "trainer.max_epochs=1", f"data.dataset={dataset}", f"hydra.run.dir={run}",
-                 f"paths.cache_dir={tmp_path / 'cache'}"]
-    result = subprocess.run([*TRAIN, *overrides], env=ENV, capture_output=True, text=True,
-                            timeout=600, cwd=tmp_path)
+    overrides = [
+        *FAST,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        f"data.dataset={dataset}",
+        f"hydra.run.dir={run}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    result = subprocess.run(
+        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["num_examples"] > 0
@@ -95,11 +117,18 @@ def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
 
 def test_multirun_sweep_writes_a_summary(dataset: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    overrides = ["-m", *FAST, "attention.num_random_blocks=0,1", "trainer.max_epochs=1",
-                 f"data.dataset={dataset}", f"hydra.sweep.dir={sweep}",
-                 f"paths.cache_dir={tmp_path / 'cache'}"]
-    result = subprocess.run([*TRAIN, *overrides], env=ENV, capture_output=True, text=True,
-                            timeout=600, cwd=tmp_path)
+    overrides = [
+        "-m",
+        *FAST,
+        "attention.num_random_blocks=0,1",
+        "trainer.max_epochs=1",
+        f"data.dataset={dataset}",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    result = subprocess.run(
+        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = (sweep / "summary.tsv").read_text().splitlines()
     assert len(rows) == 3
@@ -107,3 +136,68 @@ def test_multirun_sweep_writes_a_summary(dataset: Path, tmp_path: Path) -> None:
     random_blocks = [r.split("\t")[header.index("attention.num_random_blocks")] for r in rows[1:]]
     assert sorted(random_blocks) == ["0", "1"]
     assert (sweep / "summary.png").is_file()
+
+
+def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: Path) -> None:
+    """Two real trials (two training steps and one validation each) through Hydra's Optuna."""
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper",
+        reason="hydra-optuna-sweeper (the `sweep` extra) is not installed",
+    )
+    sweep = tmp_path / "optuna"
+    overrides = [
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        *FAST,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=2",
+        f"data.dataset={dataset}",
+        f"hydra.sweep.dir={sweep}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    result = subprocess.run(
+        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = []
+    for trial in ("0", "1"):
+        metrics = json.loads((sweep / trial / "metrics.json").read_text())
+        assert metrics["global_step"] == 2
+        losses.append(metrics["val"]["loss"])
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert math.isfinite(best["best_value"])
+    assert best["best_value"] == pytest.approx(min(losses))
+    assert set(best["best_params"]) >= {"optim.lr", "model.dropout"}
+    rows = (sweep / "summary.tsv").read_text().splitlines()
+    assert len(rows) == 3 and "val_loss" in rows[0].split("\t")
+
+
+def test_optuna_sweep_stops_with_a_clear_error_on_a_missing_metric(
+    dataset: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper",
+        reason="hydra-optuna-sweeper (the `sweep` extra) is not installed",
+    )
+    overrides = [
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        *FAST,
+        "optimized_metric=val/nonexistent",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        f"data.dataset={dataset}",
+        f"hydra.sweep.dir={tmp_path / 'optuna'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    result = subprocess.run(
+        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: optimized_metric=val/nonexistent is not in this run's metrics.json" in (
+        result.stderr
+    )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from bigbird_genomics.attention import SparsityConfig
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.model.network import TASK_TYPES
@@ -59,6 +61,30 @@ def check_static(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"data.{key}={data[key]} must be >= 1")
     if data["num_workers"] < 0:
         raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
+    _check_strategy(cfg["trainer"])
+
+
+def _check_strategy(trainer: dict[str, Any]) -> None:
+    """FSDP limits Lightning 2.6 would report only after the model is built (or mid-step)."""
+    strategy, accelerator = str(trainer.get("strategy")), str(trainer.get("accelerator"))
+    if not strategy.startswith("fsdp"):
+        return
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        raise ConfigError(
+            f"trainer.strategy={strategy} needs CUDA GPUs, but trainer.accelerator={accelerator} "
+            "runs on CPU here and Lightning supports FSDP only with trainer.accelerator=gpu. "
+            "On CPU use trainer=ddp trainer.accelerator=cpu (data-parallel over gloo processes)"
+        )
+    # Measured on an H100: the first optimizer step fails with "gradient_clip_algorithm='norm'
+    # is currently not supported for FSDPPrecision".
+    if (
+        trainer.get("gradient_clip_val")
+        and trainer.get("gradient_clip_algorithm", "norm") == "norm"
+    ):
+        raise ConfigError(
+            f"trainer.strategy={strategy} cannot clip gradients by norm in Lightning; set "
+            f"trainer.gradient_clip_val=null (it is {trainer['gradient_clip_val']})"
+        )
 
 
 def _divisors_hint(context: int) -> str:

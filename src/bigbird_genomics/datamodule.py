@@ -67,8 +67,14 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at each epoch start."""
+        """A new batch order per epoch; Lightning calls it (through `sampler`) at epoch start."""
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> LengthBucketBatchSampler:
+        """Lightning calls `set_epoch` on `loader.batch_sampler.sampler`, never on the batch
+        sampler itself; without this every epoch would repeat epoch 0's batches."""
+        return self
 
     def _all_batches(self) -> list[np.ndarray]:
         """Training: length-sorted pools of a seeded permutation, batches in seeded order."""

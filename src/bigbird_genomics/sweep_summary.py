@@ -25,10 +25,22 @@ SETTING_COLUMNS = (
     ("attention", "num_random_blocks"),
     ("attention", "backend"),
     ("optim", "lr"),
+    ("optim", "weight_decay"),  # with model.dropout: searched by hparams_search=optuna
+    ("model", "dropout"),
     ("seed", None),
 )
-PREFERRED_METRICS = ("auroc", "auprc", "f1", "mcc", "accuracy", "auroc_mean", "auprc_mean",
-                     "auroc_median", "auprc_median", "loss")
+PREFERRED_METRICS = (
+    "auroc",
+    "auprc",
+    "f1",
+    "mcc",
+    "accuracy",
+    "auroc_mean",
+    "auprc_mean",
+    "auroc_median",
+    "auprc_median",
+    "loss",
+)
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:

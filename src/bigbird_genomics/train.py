@@ -11,6 +11,7 @@ test_predictions.tsv, plots/, csv/ and wandb/ (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
@@ -127,9 +128,18 @@ def build_module(cfg: dict[str, Any], data):
     from bigbird_genomics.lightning_module import GenomicsModule
 
     tokenizer = data.tokenizer
-    model = {key: cfg["model"][key] for key in (
-        "hidden_size", "num_layers", "num_heads", "intermediate_size", "dropout", "max_tokens",
-        "rotary_base")}
+    model = {
+        key: cfg["model"][key]
+        for key in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "dropout",
+            "max_tokens",
+            "rotary_base",
+        )
+    }
     model["vocab_size"] = tokenizer.vocab_size
     module = GenomicsModule(
         model=model,
@@ -141,8 +151,9 @@ def build_module(cfg: dict[str, Any], data):
     )
     if cfg["model"].get("init_from"):
         copied = load_encoder_weights(module.network, cfg["model"]["init_from"])
-        log.info("model.init_from: copied %d encoder tensors from %s", copied,
-                 cfg["model"]["init_from"])
+        log.info(
+            "model.init_from: copied %d encoder tensors from %s", copied, cfg["model"]["init_from"]
+        )
     return module
 
 
@@ -176,9 +187,15 @@ def build_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[pl.Callback]:
         early = settings["early_stopping"]
         # Checked after each validation, not at the train epoch's end: a run that stops inside
         # its first epoch (trainer.max_steps) has no val metric there yet.
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=early["patience"],
-                                       min_delta=early["min_delta"],
-                                       check_on_train_epoch_end=False))
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=early["patience"],
+                min_delta=early["min_delta"],
+                check_on_train_epoch_end=False,
+            )
+        )
     if cfg["logger"].get("wandb") or cfg["logger"].get("csv"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     bar = settings.get("progress_bar")
@@ -261,10 +278,31 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
         with atomic_open(run_dir / "config.yaml") as handle:
             handle.write(OmegaConf.to_yaml(OmegaConf.create(cfg), resolve=True))
         for logger in loggers:
-            logger.log_hyperparams({"config": cfg, "model/parameters":
-                                    module.network.num_parameters()})
+            logger.log_hyperparams(
+                {"config": cfg, "model/parameters": module.network.num_parameters()}
+            )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    return finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
+    metrics = finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
+    if metrics:  # rank 0 only
+        add_monitored_score(metrics, trainer, cfg["task"]["monitor"], run_dir)
+    return metrics
+
+
+def add_monitored_score(metrics: dict, trainer: pl.Trainer, monitor: str, run_dir: Path) -> None:
+    """Add the best checkpoint's monitored score (e.g. val/loss) to metrics.json.
+
+    finish_run scores val/test by re-predicting the best checkpoint, which yields no loss; the
+    loss Lightning logged for that checkpoint is what chose it, and what an Optuna sweep
+    minimises by default (`optimized_metric: val/loss`).
+    """
+    from bigbird_genomics.run_outputs import write_json
+
+    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    split, _, key = monitor.partition("/")
+    if score is None or key in metrics.get(split, {}):
+        return
+    metrics.setdefault(split, {})[key] = float(score)
+    write_json(run_dir / "metrics.json", metrics)
 
 
 def keep_csv_history(csv_dir: Path) -> None:
@@ -275,25 +313,56 @@ def keep_csv_history(csv_dir: Path) -> None:
         os.replace(current, csv_dir / f"metrics.part{part}.csv")
 
 
-def optimized_value(metrics: dict, name: str | None) -> float | None:
-    """The number an Optuna sweep optimises, e.g. `val/loss` -> metrics['val']['loss']."""
-    if not name:
-        return None
+def optimized_value(metrics: dict, name: str) -> float:
+    """The number an Optuna sweep optimises, e.g. `val/loss` -> metrics['val']['loss'].
+
+    A missing or non-finite value is a UserError naming the key: handed to Optuna 2.x, NaN
+    fails inside `study.tell` with an unrelated "Values cannot be specified" message.
+    """
     split, _, key = name.partition("/")
-    value = metrics.get(split, {}).get(key)
-    return float(value) if value is not None else float("nan")
+    scores = metrics.get(split)
+    value = scores.get(key) if isinstance(scores, dict) else None
+    if not isinstance(value, int | float):
+        available = sorted(
+            f"{s}/{k}"
+            for s in ("val", "test")
+            for k, v in (metrics.get(s) or {}).items()
+            if isinstance(v, int | float)
+        )
+        raise ConfigError(
+            f"optimized_metric={name} is not in this run's metrics.json; choose one of "
+            f"{', '.join(available) or '(none: did validation run?)'}"
+        )
+    if not math.isfinite(value):
+        raise UserError(
+            f"optimized_metric={name} is {value} for this run (diverged training, or a score "
+            "undefined on the validation split); Optuna cannot rank it. Narrow the search "
+            "space (e.g. a lower optim.lr range) or optimise another metric"
+        )
+    return float(value)
+
+
+def sweep_optimizes() -> bool:
+    """True when Hydra's sweeper reads the task's return value (Optuna), not for single runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")).lower()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(config: DictConfig) -> float | None:
+    """Train one run; under the Optuna sweeper return `optimized_metric` as the objective."""
     cfg = OmegaConf.to_container(config, resolve=True)
     run_dir = Path(cfg["paths"]["output_dir"])
     try:
         metrics = train(cfg, run_dir)
+        # Only rank 0 has metrics; only an optimising sweeper reads the value.
+        if metrics and cfg.get("optimized_metric") and sweep_optimizes():
+            return optimized_value(metrics, cfg["optimized_metric"])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    return optimized_value(metrics, cfg.get("optimized_metric"))
+    return None
 
 
 if __name__ == "__main__":
