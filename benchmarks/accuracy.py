@@ -8,6 +8,7 @@ frequencies only, which measures how much a negative recipe leaks through compos
 
     python -m benchmarks.accuracy --out results/bench/accuracy --seeds 0 1 2 --max-minutes 30
     python -m benchmarks.accuracy --out /tmp/acc --baseline-only      # ~2 min, no training
+    python -m benchmarks.accuracy --out acc --jobs 9 --override trainer=gpu   # one GPU, 9 runs
 
 Prints a table and writes accuracy.json (every number) and accuracy.md (the table).
 """
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,12 +93,13 @@ def cli_command() -> list[str]:
 
 
 def train_command() -> list[str]:
+    """The installed console script, else the same Hydra app as a module (a source checkout
+    on PYTHONPATH, as on a GPU node where the package is not pip-installed)."""
     script = Path(sys.executable).parent / "bigbird-genomics-train"
-    return (
-        [str(script)]
-        if script.exists()
-        else [shutil.which("bigbird-genomics-train") or "bigbird-genomics-train"]
-    )
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("bigbird-genomics-train")
+    return [found] if found else [sys.executable, "-m", "bigbird_genomics.train"]
 
 
 def run_logged(command: list[str], log: Path, threads: int) -> float:
@@ -171,9 +174,7 @@ def train_then_evaluate(
         f"hydra.run.dir={run_dir}",
         *args.override,
     ]
-    seconds = run_logged(
-        train_command() + overrides, Path(f"{log_prefix}.train.log"), args.threads
-    )
+    seconds = run_logged(train_command() + overrides, Path(f"{log_prefix}.train.log"), args.threads)
     metrics_path = run_dir / "evaluate_test.json"
     checkpoint = run_dir / "checkpoints" / "best.ckpt"
     run_logged(
@@ -311,9 +312,11 @@ def render_table(results: dict[str, dict], kmers: list[int]) -> str:
             str(entry["test_records"]),
             *(
                 f"{lr[str(k)]['accuracy']:.3f} / {lr[str(k)]['f1']:.3f} / {lr[str(k)]['auroc']:.3f}"
+                if str(k) in lr
+                else "-"
                 for k in kmers
             ),
-            f"{comp['auroc']:.3f}",
+            f"{comp['auroc']:.3f}" if comp else "-",
             _mean_sd(column["accuracy"]),
             _mean_sd(column["f1"]),
             _mean_sd(column["auroc"]),
@@ -340,14 +343,27 @@ def main(argv: list[str] | None = None) -> int:
         "--kmer", type=int, nargs="+", default=[4, 6], help="k of the k-mer LR baselines"
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per training run")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="training runs at once (e.g. several on one GPU)"
+    )
     parser.add_argument("--baseline-only", action="store_true", help="skip BigBird training")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip the logistic regressions (BigBird only)"
+    )
     parser.add_argument(
         "--override", nargs="*", default=[], help="extra bigbird-genomics-train overrides"
     )
     args = parser.parse_args(argv)
-    if not SHARED.is_dir():
+    # The real data are only read to build a task's data set; built ones (say, carried to a GPU
+    # node) need no copy of them.
+    unbuilt = [
+        name for name in args.tasks if not (args.out / "data" / name / TASKS[name].fasta).exists()
+    ]
+    if unbuilt and not SHARED.is_dir():
         print(
-            f"real data not found at {SHARED} (set BIGBIRD_GENOMICS_SHARED_DATA)", file=sys.stderr
+            f"real data not found at {SHARED} (set BIGBIRD_GENOMICS_SHARED_DATA); "
+            f"needed to build {', '.join(unbuilt)}",
+            file=sys.stderr,
         )
         return 2
     results: dict[str, dict] = {}
@@ -355,35 +371,47 @@ def main(argv: list[str] | None = None) -> int:
         task = TASKS[name]
         fasta, tokenized = prepare(task, args.out, args.threads)
         sequences, labels, splits = read_labelled(fasta)
+        kmers = [] if args.no_baselines else args.kmer
         entry = {
             "test_records": int((splits == "test").sum()),
             "kmer_lr": {
                 str(k): baseline_metrics(kmer_frequencies(sequences, k), labels, splits)
-                for k in args.kmer
+                for k in kmers
             },
-            "composition_lr": baseline_metrics(composition_features(sequences), labels, splits),
+            "composition_lr": None
+            if args.no_baselines
+            else baseline_metrics(composition_features(sequences), labels, splits),
             "bigbird": [],
         }
         results[name] = entry
-        if not args.baseline_only:
-            for seed in args.seeds:
-                run_dir = args.out / "runs" / name / f"seed{seed}"
-                entry["bigbird"].append(
-                    {"seed": seed, **train_and_evaluate(task, tokenized, run_dir, seed, args)}
-                )
-        print(f"{name}: done", file=sys.stderr)
+        print(f"{name}: data and baselines done", file=sys.stderr)
+    if not args.baseline_only:
+        runs = [(name, seed) for name in args.tasks for seed in args.seeds]
+
+        def run(name_seed: tuple[str, int]) -> dict:
+            name, seed = name_seed
+            tokenized = args.out / "data" / name / "tokenized"
+            run_dir = args.out / "runs" / name / f"seed{seed}"
+            metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
+            print(f"{name} seed {seed}: {metrics}", file=sys.stderr, flush=True)
+            return {"seed": seed, **metrics}
+
+        # Threads only wait on the training subprocesses; results keep the task/seed order.
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for (name, _), record in zip(runs, pool.map(run, runs), strict=True):
+                results[name]["bigbird"].append(record)
     table = render_table(results, args.kmer)
     print(table)
     settings = {
         key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
     }
     payload = {"settings": settings, "results": results}
-    from bigbird_genomics.datasets.io import atomic_open
+    from bigbird_genomics.atomic import atomic_path
 
-    with atomic_open(args.out / "accuracy.json") as stream:
-        json.dump(payload, stream, indent=2)
-    with atomic_open(args.out / "accuracy.md") as stream:
-        stream.write(table + "\n")
+    with atomic_path(args.out / "accuracy.json") as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(args.out / "accuracy.md") as temporary:
+        temporary.write_text(table + "\n", encoding="utf-8")  # "±" needs UTF-8
     return 0
 
 

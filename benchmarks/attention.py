@@ -4,6 +4,8 @@ Implementations (all on q, k, v [B, H, N, d], backward from a random output grad
   dense         F.scaled_dot_product_attention without any mask (full attention)
   block         bigbird_attention(..., backend="block")
   flex          bigbird_attention(..., backend="flex") (CUDA; FlexAttention has no CPU backward)
+  flex_plain    flex with the plain layout (global rows/columns walked by one kernel program)
+  flex_balanced flex with split global rows and copied global keys (attention/flex_balanced.py)
   transformers  transformers' BigBirdBlockSparseAttention.bigbird_block_sparse_attention
                 (block 64, 3 random blocks, train mode, randomly initialised, no download)
 
@@ -30,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPLS = ("dense", "block", "flex", "transformers")
+IMPLS = ("dense", "block", "flex", "flex_plain", "flex_balanced", "transformers")
+DEFAULT_IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
 
 
@@ -45,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
     parser.add_argument("--json", type=Path, help="write [{N, impl, fb_ms, peak_mib}] here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement
     return parser.parse_args(argv)
@@ -81,16 +84,20 @@ def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torc
         import torch.nn.functional as F
 
         return F.scaled_dot_product_attention
-    if impl in ("block", "flex"):
+    if impl in ("block", "flex", "flex_plain", "flex_balanced"):
         from bigbird_genomics.attention import SparsityConfig, bigbird_attention
+        from bigbird_genomics.attention.flex import flex_bigbird_attention
 
         config = SparsityConfig(
             block_size=BLOCK_SIZE,
             num_window_blocks=WINDOW_BLOCKS,
             num_global_blocks=GLOBAL_BLOCKS,
             num_random_blocks=RANDOM_BLOCKS,
-            backend=impl,
+            backend=impl.split("_")[0],
         ).validate()
+        if impl in ("flex_plain", "flex_balanced"):
+            balanced = impl == "flex_balanced"
+            return lambda q, k, v: flex_bigbird_attention(q, k, v, config, balanced=balanced)
         return lambda q, k, v: bigbird_attention(q, k, v, config)
     return _transformers_function(spec, torch)
 
@@ -196,7 +203,7 @@ def run_worker(spec: dict) -> dict:
 
 def skip_reason(impl: str, device: str) -> str | None:
     """Why an implementation cannot run here (None if it can)."""
-    if impl == "flex" and device == "cpu":
+    if impl.startswith("flex") and device == "cpu":
         return "FlexAttention has no backward pass on CPU (torch raises NotImplementedError)"
     if impl == "transformers":
         try:
@@ -274,6 +281,7 @@ def write_json(records: list[dict], path: Path) -> None:
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w") as stream:
         json.dump(keep, stream, indent=1)
+    os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are ordinary shared files
     os.replace(tmp_name, path)
 
 

@@ -2,8 +2,9 @@
 
 Models, all randomly initialised from configs (nothing is downloaded), same width/depth/heads:
   ours          bigbird_genomics GenomicsModel (BigBird block 64, window 3, global 2, random 3,
-                backend auto: `block` on CPU, `flex` on CUDA)
+                backend auto = `block` on CPU and CUDA)
   ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
+  ours_plain / ours_balanced   `ours` with backend `flex`, plain or balanced layout (CUDA only)
   hf_bigbird    transformers BigBirdForSequenceClassification (block_sparse, block 64, 3 random)
   hf_bert_sdpa  transformers BertForSequenceClassification with attn_implementation="sdpa"
 
@@ -26,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
+MODELS = ("ours", "ours_dense", "ours_plain", "ours_balanced", "hf_bigbird", "hf_bert_sdpa")
+DEFAULT_MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
 SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
     "tiny": (32, 2, 2, 64),
     "small": (256, 4, 4, 1024),
@@ -40,10 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--ns", type=int, nargs="+", default=[1024, 2048, 4096])
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(DEFAULT_MODELS))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="autocast dtype (bfloat16 on GPU)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="autocast dtype (bfloat16 on GPU)",
+    )
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--warmup", type=int, default=1)
@@ -67,19 +73,37 @@ def _build(name: str, size: str, n: int):
 
     hidden, layers, heads, intermediate = SIZES[size]
     if name.startswith("ours"):
+        from bigbird_genomics.attention import flex
         from bigbird_genomics.model.network import GenomicsModel
 
-        attention = {"block_size": BLOCK, "num_window_blocks": WINDOW,
-                     "num_global_blocks": GLOBAL, "num_random_blocks": RANDOM,
-                     "backend": "full" if name == "ours_dense" else "auto"}
-        encoder = {"vocab_size": VOCAB, "hidden_size": hidden, "num_layers": layers,
-                   "num_heads": heads, "intermediate_size": intermediate, "max_tokens": n}
+        if name in ("ours_plain", "ours_balanced"):
+            flex.BALANCED_DEFAULT = name == "ours_balanced"  # this worker process only
+
+        attention = {
+            "block_size": BLOCK,
+            "num_window_blocks": WINDOW,
+            "num_global_blocks": GLOBAL,
+            "num_random_blocks": RANDOM,
+            "backend": {"ours_dense": "full", "ours_plain": "flex", "ours_balanced": "flex"}.get(
+                name, "auto"
+            ),
+        }
+        encoder = {
+            "vocab_size": VOCAB,
+            "hidden_size": hidden,
+            "num_layers": layers,
+            "num_heads": heads,
+            "intermediate_size": intermediate,
+            "max_tokens": n,
+        }
         model = GenomicsModel(encoder, attention, "binary", 1)
 
         def step(tokens, mask, labels):
             logits = model(tokens, mask)
             return torch.nn.functional.binary_cross_entropy_with_logits(
-                logits[:, 0], labels.float())
+                logits[:, 0], labels.float()
+            )
+
         return model, step
     from transformers import (
         BertConfig,
@@ -88,12 +112,19 @@ def _build(name: str, size: str, n: int):
         BigBirdForSequenceClassification,
     )
 
-    common = {"vocab_size": VOCAB, "hidden_size": hidden, "num_hidden_layers": layers,
-              "num_attention_heads": heads, "intermediate_size": intermediate,
-              "max_position_embeddings": n, "num_labels": 2}
+    common = {
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+        "max_position_embeddings": n,
+        "num_labels": 2,
+    }
     if name == "hf_bigbird":
-        config = BigBirdConfig(**common, attention_type="block_sparse", block_size=BLOCK,
-                               num_random_blocks=RANDOM)
+        config = BigBirdConfig(
+            **common, attention_type="block_sparse", block_size=BLOCK, num_random_blocks=RANDOM
+        )
         model = BigBirdForSequenceClassification(config)
     else:
         config = BertConfig(**common, attn_implementation="sdpa")
@@ -101,6 +132,7 @@ def _build(name: str, size: str, n: int):
 
     def step(tokens, mask, labels):
         return model(input_ids=tokens, attention_mask=mask.long(), labels=labels).loss
+
     return model, step
 
 
@@ -152,15 +184,20 @@ def worker(spec: dict) -> dict:
     else:
         peak = _rss_kib("VmHWM:") * 1024 - base
     seconds = statistics.median(times)
-    return {**spec, "step_s": seconds, "tokens_per_s": spec["batch"] * spec["n"] / seconds,
-            "peak_mib": peak / 2**20,
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        **spec,
+        "step_s": seconds,
+        "tokens_per_s": spec["batch"] * spec["n"] / seconds,
+        "peak_mib": peak / 2**20,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 # ------------------------------------------------------------------------------- driver
 def measure(spec: dict) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
         return {**spec, "error": reason[:200]}
@@ -177,8 +214,10 @@ def print_table(results: list[dict]) -> None:
                 print(f"{n:>6}  {r['model']:<13} {'error: ' + r['error']}")
                 continue
             ratio = f"{r['tokens_per_s'] / reference:.2f}x" if reference else "-"
-            print(f"{n:>6}  {r['model']:<13} {r['tokens_per_s']:>10.0f} {r['step_s']:>8.3f} "
-                  f"{r['peak_mib']:>9.0f}  {ratio}")
+            print(
+                f"{n:>6}  {r['model']:<13} {r['tokens_per_s']:>10.0f} {r['step_s']:>8.3f} "
+                f"{r['peak_mib']:>9.0f}  {ratio}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,9 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in args.ns:
         for model in args.models:
-            spec = {"model": model, "n": n, "size": args.size, "device": args.device,
-                    "dtype": args.dtype, "batch": args.batch, "threads": args.threads,
-                    "warmup": args.warmup, "steps": args.steps}
+            spec = {
+                "model": model,
+                "n": n,
+                "size": args.size,
+                "device": args.device,
+                "dtype": args.dtype,
+                "batch": args.batch,
+                "threads": args.threads,
+                "warmup": args.warmup,
+                "steps": args.steps,
+            }
             results.append(measure(spec))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print_table(results)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from bigbird_genomics.attention import (
     block,
     chunked,
     dense_mask,
+    flex,
     resolve_backend,
 )
 
@@ -22,9 +25,9 @@ ATOL = 1e-5
 BATCH, HEADS, HEAD_DIM = 2, 2, 8
 
 
-def make_inputs(num_tokens: int, seed: int) -> tuple[torch.Tensor, ...]:
+def make_inputs(num_tokens: int, seed: int, head_dim: int = HEAD_DIM) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
-    shape = (BATCH, HEADS, num_tokens, HEAD_DIM)
+    shape = (BATCH, HEADS, num_tokens, head_dim)
     q, k, v, weights = (torch.randn(shape, generator=generator) for _ in range(4))
     return q, k, v, weights
 
@@ -128,7 +131,13 @@ def test_block_matches_for_other_patterns(config_kwargs: dict) -> None:
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
 
 
-@pytest.mark.parametrize("path", ["chunks of one block", "autograd gather"])
+def strided_sdpa(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    """SDPA whose output has other strides, as CUDA's fused kernels may return it."""
+    out = torch.nn.functional.scaled_dot_product_attention(*args, **kwargs)
+    return out.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+@pytest.mark.parametrize("path", ["chunks of one block", "autograd gather", "strided SDPA output"])
 @pytest.mark.parametrize(
     ("num_tokens", "block_size", "padding", "seed", "per_head"), [CASES[1], CASES[5], CASES[6]]
 )
@@ -146,6 +155,8 @@ def test_block_cpu_chunking_and_generic_path(
         monkeypatch.setattr(chunked, "CHUNK_BYTES", 1)
     else:
         monkeypatch.setattr(block, "cpu_flash_available", lambda: False)
+    if path == "strided SDPA output":
+        monkeypatch.setattr(block, "F", SimpleNamespace(scaled_dot_product_attention=strided_sdpa))
     config = SparsityConfig(
         block_size=block_size, seed=seed, random_per_head=per_head, backend="block"
     )
@@ -215,14 +226,22 @@ def test_cpu_flash_probe_accepts_this_torch_and_leaves_the_global_rng_alone(
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.parametrize("balanced", [False, True])
 @pytest.mark.parametrize(
     ("num_tokens", "block_size", "padding", "seed", "per_head"),
     [CASES[1], CASES[2], CASES[5]],  # each new shape costs ~2 s of FlexAttention tracing
 )
 def test_flex_forward_matches_on_cpu(
-    num_tokens: int, block_size: int, padding: str, seed: int, per_head: bool
+    monkeypatch: pytest.MonkeyPatch,
+    balanced: bool,
+    num_tokens: int,
+    block_size: int,
+    padding: str,
+    seed: int,
+    per_head: bool,
 ) -> None:
     """Eager FlexAttention (no CPU backward exists in torch); CUDA runs the compiled kernel."""
+    monkeypatch.setattr(flex, "BALANCED_DEFAULT", balanced)
     config = SparsityConfig(
         block_size=block_size, seed=seed, random_per_head=per_head, backend="flex"
     )
@@ -233,6 +252,70 @@ def test_flex_forward_matches_on_cpu(
         got = bigbird_attention(q, k, v, config, layer_index=1, key_padding_mask=key_padding_mask)
     want = oracle(q, k, v, config, key_padding_mask, layer_index=1)
     torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)
+
+
+def emulated_flex_attention(q, k, v, block_mask, kernel_options=None, return_aux=None):  # noqa: ANN001, ANN201
+    """FlexAttention's semantics in plain autograd ops (dense mask from the BlockMask's
+    mask_mod), so the balanced layout's gradients can be checked on CPU, where FlexAttention
+    has no backward pass."""
+    from torch.nn.attention.flex_attention import create_mask
+
+    batch, heads, queries, dim = q.shape
+    mask = create_mask(block_mask.mask_mod, batch, heads, queries, k.shape[2], device=q.device)
+    scores = (q @ k.transpose(-1, -2) / dim**0.5).masked_fill(~mask, float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1)
+    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    out = torch.exp(scores - safe.unsqueeze(-1)) @ v
+    return out, SimpleNamespace(lse=lse)
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "block_size", "padding", "seed", "per_head"),
+    [CASES[0], CASES[1], CASES[2], CASES[5], (1024, 16, "right", 7, True)],
+)
+def test_balanced_flex_layout_gradients_through_an_emulated_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+    num_tokens: int,
+    block_size: int,
+    padding: str,
+    seed: int,
+    per_head: bool,
+) -> None:
+    """Split global rows merged by log-sum-exp, copied global keys: outputs and gradients."""
+    monkeypatch.setattr(flex, "flex_attention", emulated_flex_attention)
+    monkeypatch.setattr(flex, "_refuse_cpu_backward", lambda *tensors: None)
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend="flex"
+    )
+    q, k, v, weights = make_inputs(num_tokens, seed)
+    key_padding_mask = padding_mask(num_tokens, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: flex.flex_bigbird_attention(
+            q, k, v, config, key_padding_mask=key_padding_mask, compiled=False, balanced=True
+        ),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+
+
+def test_balanced_layout_bounds_every_row_and_column() -> None:
+    """The point of balancing: no query block and no key block is visited ~n times."""
+    from bigbird_genomics.attention.flex_balanced import balanced_layout
+
+    config = SparsityConfig(block_size=64)
+    num_blocks = 1024
+    extended = balanced_layout(num_blocks, config, 0, None, 1, torch.device("cpu"))
+    plain = flex.flex_layout(num_blocks, config, 0, None, 1, torch.device("cpu")).allowed
+    assert int(plain.sum(-1).max()) == num_blocks and int(plain.sum(-2).max()) >= num_blocks - 1
+    longest_row = int(extended.allowed.sum(-1).max())
+    busiest_column = int(extended.allowed.sum(-2).max())
+    assert longest_row <= 8 and busiest_column <= 24, (longest_row, busiest_column)
+    # Same total work: the copies only move block pairs around.
+    assert int(extended.allowed.sum()) == int(plain.sum())
 
 
 @pytest.mark.slow
@@ -348,7 +431,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 @needs_cuda
-@pytest.mark.parametrize("backend", ["block", "flex", "auto"])
+@pytest.mark.parametrize("backend", ["block", "flex", "flex_balanced", "flex_plain", "auto"])
 @pytest.mark.parametrize(
     ("num_tokens", "padding", "per_head"), [(1000, "right", True), (4096, "none", False)]
 )
@@ -357,8 +440,12 @@ def test_cuda_backends_match_with_gradients(
 ) -> None:
     """The CUDA training paths (compiled FlexAttention, SDPA over gathered blocks), fp32."""
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    if backend.startswith("flex_"):
+        monkeypatch.setattr(flex, "BALANCED_DEFAULT", backend == "flex_balanced")
+        backend = "flex"
     config = SparsityConfig(block_size=64, seed=3, random_per_head=per_head, backend=backend)
-    q, k, v, weights = (x.cuda() for x in make_inputs(num_tokens, 3))
+    # head_dim 16: FlexAttention's CUDA kernels refuse smaller heads ("must be at least 16").
+    q, k, v, weights = (x.cuda() for x in make_inputs(num_tokens, 3, head_dim=16))
     key_padding_mask = padding_mask(num_tokens, padding)
     key_padding_mask = None if key_padding_mask is None else key_padding_mask.cuda()
     got = outputs_and_grads(
@@ -373,10 +460,11 @@ def test_cuda_backends_match_with_gradients(
 
 
 @needs_cuda
-def test_cuda_auto_is_flex_and_bf16_runs() -> None:
-    q, k, v, _ = (x.cuda() for x in make_inputs(2048, 1))
-    config = SparsityConfig()
-    assert resolve_backend(config, q) == "flex"
+@pytest.mark.parametrize("backend", ["auto", "flex"])
+def test_cuda_bf16_runs(backend: str) -> None:
+    q, k, v, _ = (x.cuda() for x in make_inputs(2048, 1, head_dim=64))
+    config = SparsityConfig(backend=backend)
+    assert resolve_backend(SparsityConfig(), q) == "block"
     half = bigbird_attention(*(x.bfloat16() for x in (q, k, v)), config)
     torch.testing.assert_close(half.float(), oracle(q, k, v, config, None), atol=3e-2, rtol=3e-2)
 
@@ -402,3 +490,71 @@ def test_strided_inputs_from_a_fused_projection(backend: str) -> None:
     want = grad_of_fused(lambda q, k, v: oracle(q, k, v, config, key_padding_mask))
     for got_tensor, want_tensor in zip(got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
+
+
+def _tiles(counts: torch.Tensor, indices: torch.Tensor, num_tiles: int) -> torch.Tensor:
+    """bool [heads, query tiles, key tiles] from a BlockMask's (counts, indices) lists."""
+    counts, indices = counts[0], indices[0]
+    tiles = torch.zeros(*counts.shape, num_tiles, dtype=torch.bool)
+    for h, row in itertools.product(range(counts.shape[0]), range(counts.shape[1])):
+        tiles[h, row, indices[h, row, : counts[h, row]].long()] = True
+    return tiles
+
+
+@pytest.mark.parametrize(("num_blocks", "block_size"), [(37, 64), (16, 128), (9, 96), (50, 16)])
+def test_flex_tiles_visit_every_attended_pair_and_full_tiles_need_no_mask(
+    num_blocks: int, block_size: int
+) -> None:
+    """The compiled kernel only visits listed tiles, and skips mask_mod in "full" ones: a tile
+    missing from the lists would silently drop attention (eager FlexAttention cannot see it)."""
+    from bigbird_genomics.attention.flex_tiles import tile_tokens
+
+    config = SparsityConfig(block_size=block_size, random_per_head=True, seed=2)
+    layout = flex.flex_layout(num_blocks, config, 0, None, 2, torch.device("cpu"))
+    ratio = tile_tokens(block_size) // block_size
+    allowed = layout.allowed
+    assert allowed.shape[-1] % ratio == 0 and allowed.shape[-1] - num_blocks < ratio
+    mask = layout.unpadded_mask
+    num_tiles = allowed.shape[-1] // ratio
+    partial = _tiles(mask.kv_num_blocks, mask.kv_indices, num_tiles)
+    full = _tiles(mask.full_kv_num_blocks, mask.full_kv_indices, num_tiles)
+    assert not (partial & full).any()
+    per_pair = (partial | full).repeat_interleave(ratio, 1).repeat_interleave(ratio, 2)
+    assert not (allowed & ~per_pair).any()  # every attended block pair is in a visited tile
+    full_pairs = full.repeat_interleave(ratio, 1).repeat_interleave(ratio, 2)
+    assert allowed[full_pairs].all()  # full tiles hold attended pairs only
+    kinds = dense_mask(num_blocks * block_size, config, num_heads=2)
+    token_allowed = allowed.repeat_interleave(block_size, 1).repeat_interleave(block_size, 2)
+    n = num_blocks * block_size
+    assert torch.equal(token_allowed[:, :n, :n], kinds)
+
+
+@pytest.mark.parametrize(
+    "config_kwargs",
+    [
+        {"num_global_blocks": 0, "block_size": 16},
+        {"num_global_blocks": 3, "num_window_blocks": 5, "block_size": 16},
+        {"block_size": 128, "num_random_blocks": 1},
+        {"block_size": 96},
+    ],
+)
+def test_balanced_flex_other_patterns_through_an_emulated_kernel(
+    monkeypatch: pytest.MonkeyPatch, config_kwargs: dict
+) -> None:
+    monkeypatch.setattr(flex, "flex_attention", emulated_flex_attention)
+    monkeypatch.setattr(flex, "_refuse_cpu_backward", lambda *tensors: None)
+    config = SparsityConfig(seed=4, backend="flex", **config_kwargs)
+    num_tokens = 9 * config.block_size + 5
+    q, k, v, weights = make_inputs(num_tokens, 4)
+    key_padding_mask = padding_mask(num_tokens, "right")
+    got = outputs_and_grads(
+        lambda q, k, v: flex.flex_bigbird_attention(
+            q, k, v, config, key_padding_mask=key_padding_mask, compiled=False, balanced=True
+        ),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)

@@ -143,7 +143,9 @@ def _middle_blocks(
         out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
     if has_key is not None and not bool(has_key.all()):
         out = out.masked_fill(~has_key, 0.0)
-    return out.view(batch, heads, middle * block_size, head_dim)
+    # reshape, not view: CUDA's SDPA kernels may return [B*H, middle, block, d] with other strides
+    # (seen on an H100 with fp32, head_dim 8).
+    return out.reshape(batch, heads, middle * block_size, head_dim)
 
 
 def _gathered_mask(
