@@ -558,3 +558,23 @@ def test_balanced_flex_other_patterns_through_an_emulated_kernel(
     )
     for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_flex_traced_by_dynamo_matches(monkeypatch: pytest.MonkeyPatch, balanced: bool) -> None:
+    """torch.compile's graph capture of the flex paths (closures over the layout, the
+    log-sum-exp request) on CPU; the "aot_eager" backend skips Inductor's kernels, which CPU
+    torch cannot build for FlexAttention here, so the kernels themselves are CUDA-tested."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    traced = torch.compile(flex_attention, backend="aot_eager", dynamic=None)
+    monkeypatch.setattr(flex, "_compiled_flex_attention", lambda device_type: traced)
+    config = SparsityConfig(block_size=32, seed=1, backend="flex")
+    q, k, v, _ = make_inputs(300, 1, head_dim=16)
+    key_padding_mask = padding_mask(300, "right")
+    with torch.no_grad():
+        got = flex.flex_bigbird_attention(
+            q, k, v, config, key_padding_mask=key_padding_mask, compiled=True, balanced=balanced
+        )
+    want = oracle(q, k, v, config, key_padding_mask)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)

@@ -19,7 +19,7 @@ from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.flex_balanced import balanced_flex_attention, balanced_layout
-from bigbird_genomics.attention.flex_tiles import pad_to_tiles, tile_block_mask, tile_tokens
+from bigbird_genomics.attention.flex_tiles import TileLists, pad_to_tiles, tile_lists, tile_tokens
 from bigbird_genomics.attention.layout import NONE, block_layout, num_blocks_for
 from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero_padded_queries
 
@@ -47,7 +47,7 @@ class FlexLayout:
     """The batch-independent parts of one layout's BlockMask (cached per layer and step)."""
 
     allowed: torch.Tensor  # bool [heads, blocks, blocks], padded to whole tiles (a view)
-    num_blocks: int  # the layout's own blocks (the rest is padding to whole tiles)
+    tiles: TileLists
     unpadded_mask: BlockMask  # the mask when no key is padded
 
 
@@ -66,13 +66,14 @@ def flex_layout(
     )
     block_size = config.block_size
     ratio = tile_tokens(block_size) // block_size
-    allowed = pad_to_tiles(kinds != NONE, ratio).to(device).expand(num_heads, -1, -1)
+    layout = pad_to_tiles(kinds != NONE, ratio).to(device)  # 1 or num_heads heads
+    allowed = layout.expand(num_heads, -1, -1)
+    tiles = tile_lists(layout, block_size)
 
     def layout_mod(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention's signature
         return allowed[h, q_idx // block_size, kv_idx // block_size]
 
-    unpadded_mask = tile_block_mask(allowed, block_size, layout_mod, all_partial=False)
-    return FlexLayout(allowed, num_blocks, unpadded_mask)
+    return FlexLayout(allowed, tiles, tiles.block_mask(layout_mod, all_partial=False))
 
 
 def flex_bigbird_attention(
@@ -125,9 +126,7 @@ def flex_bigbird_attention(
         def mask_mod(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention's signature
             return allowed[h, q_idx // block_size, kv_idx // block_size] & real[b, kv_idx]
 
-        out = attend(
-            q, k, v, block_mask=tile_block_mask(allowed, block_size, mask_mod, all_partial=True)
-        )
+        out = attend(q, k, v, block_mask=layout.tiles.block_mask(mask_mod, all_partial=True))
     if has_key is not None:
         # Rows with no attendable key output zeros, as in the other backends (all rows of a
         # query block see the same keys).

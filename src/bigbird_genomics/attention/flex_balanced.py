@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.nn.attention.flex_attention import BlockMask
 
 from bigbird_genomics.attention.config import SparsityConfig
-from bigbird_genomics.attention.flex_tiles import pad_to_tiles, tile_block_mask, tile_tokens
+from bigbird_genomics.attention.flex_tiles import TileLists, pad_to_tiles, tile_lists, tile_tokens
 from bigbird_genomics.attention.layout import NONE, block_layout, global_block_ids
 
 
@@ -41,6 +41,7 @@ class BalancedLayout:
     key_source: torch.Tensor  # long [key_blocks_ext]: original block of each key block
     global_blocks: torch.Tensor  # long [g]: the global blocks, in the order of their copies
     query_copies: int  # S: copies per global query block (after the original blocks)
+    tiles: TileLists
     unpadded_mask: BlockMask
 
 
@@ -107,7 +108,9 @@ def balanced_layout(
     # Blocks added for whole tiles are attended by no one; any source block will do for them.
     query_source = F.pad(query_source, (0, allowed.shape[1] - query_source.numel()))
     key_source = F.pad(key_source, (0, allowed.shape[2] - key_source.numel()))
-    heads_allowed = allowed.to(device).expand(num_heads, -1, -1)
+    allowed = allowed.to(device)
+    heads_allowed = allowed.expand(num_heads, -1, -1)
+    tiles = tile_lists(allowed, block_size)
 
     def layout_mod(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention's signature
         return heads_allowed[h, q_idx // block_size, kv_idx // block_size]
@@ -118,7 +121,8 @@ def balanced_layout(
         key_source.to(device),
         torch.tensor(global_ids, dtype=torch.long, device=device),
         query_copies,
-        tile_block_mask(heads_allowed, block_size, layout_mod, all_partial=False),
+        tiles,
+        tiles.block_mask(layout_mod, all_partial=False),
     )
 
 
@@ -157,7 +161,7 @@ def balanced_flex_attention(
         def mask_mod(b, h, q_idx, kv_idx):  # noqa: ANN001, ANN202 - FlexAttention's signature
             return allowed[h, q_idx // block_size, kv_idx // block_size] & real_ext[b, kv_idx]
 
-        block_mask = tile_block_mask(allowed, block_size, mask_mod, all_partial=True)
+        block_mask = layout.tiles.block_mask(mask_mod, all_partial=True)
     out_ext, lse_ext = attend(q_ext, k_ext, v_ext, block_mask)
     out = out_ext[:, :, :tokens]
     num_global = layout.global_blocks.numel()

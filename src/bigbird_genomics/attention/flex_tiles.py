@@ -13,6 +13,7 @@ knows the exact block layout, masks the rest. Tiles whose pairs are all attended
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,32 +40,48 @@ def _lists(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return counts, attended_first(tiles).to(torch.int32).unsqueeze(0)
 
 
-def tile_block_mask(
-    allowed: torch.Tensor,
-    block_size: int,
-    mask_mod,
-    all_partial: bool,  # noqa: ANN001
-) -> BlockMask:
-    """The BlockMask of a block layout padded to whole tiles (`pad_to_tiles`).
+@dataclass(frozen=True)
+class TileLists:
+    """Which tiles the kernel visits, for a layout padded to whole tiles (`pad_to_tiles`).
 
-    `all_partial`: evaluate mask_mod in every visited tile (needed when keys are padded, since
-    the mask_mod then also checks that a key is real).
+    Built once per layout (sorting the lists is not free at 64k tokens); each call then only
+    wraps them in a BlockMask with its own mask_mod.
+    """
+
+    block_size: int
+    lengths: tuple[int, int]  # (query tokens, key tokens)
+    visited: tuple[torch.Tensor, torch.Tensor]  # (counts, indices): tiles with any pair
+    partial: tuple[torch.Tensor, torch.Tensor]  # visited tiles that need the mask_mod
+    full: tuple[torch.Tensor, torch.Tensor]  # tiles whose pairs are all attended
+
+    def block_mask(self, mask_mod, all_partial: bool) -> BlockMask:  # noqa: ANN001
+        """`all_partial`: evaluate mask_mod in every visited tile (needed when keys are padded,
+        since the mask_mod then also checks that a key is real)."""
+        tile = tile_tokens(self.block_size)
+        if all_partial:
+            return BlockMask.from_kv_blocks(
+                *self.visited, BLOCK_SIZE=tile, mask_mod=mask_mod, seq_lengths=self.lengths
+            )
+        return BlockMask.from_kv_blocks(
+            *self.partial, *self.full, BLOCK_SIZE=tile, mask_mod=mask_mod,
+            seq_lengths=self.lengths,
+        )  # fmt: skip
+
+
+def tile_lists(allowed: torch.Tensor, block_size: int) -> TileLists:
+    """The tile lists of a bool [heads, query_blocks, key_blocks] layout padded to whole tiles.
+
+    `heads` may be 1 for a layout shared by all heads (FlexAttention broadcasts it).
     """
     heads, rows, columns = allowed.shape
     ratio = tile_tokens(block_size) // block_size
-    grouped = allowed.view(heads, rows // ratio, ratio, columns // ratio, ratio)
+    grouped = allowed.reshape(heads, rows // ratio, ratio, columns // ratio, ratio)
     visited = grouped.any(dim=4).any(dim=2)
-    lengths = (rows * block_size, columns * block_size)
-    if all_partial:
-        counts, indices = _lists(visited)
-        return BlockMask.from_kv_blocks(
-            counts, indices, BLOCK_SIZE=tile_tokens(block_size), mask_mod=mask_mod,
-            seq_lengths=lengths,
-        )  # fmt: skip
     full = grouped.all(dim=4).all(dim=2)
-    partial_counts, partial_indices = _lists(visited & ~full)
-    full_counts, full_indices = _lists(full)
-    return BlockMask.from_kv_blocks(
-        partial_counts, partial_indices, full_counts, full_indices,
-        BLOCK_SIZE=tile_tokens(block_size), mask_mod=mask_mod, seq_lengths=lengths,
-    )  # fmt: skip
+    return TileLists(
+        block_size,
+        (rows * block_size, columns * block_size),
+        _lists(visited),
+        _lists(visited & ~full),
+        _lists(full),
+    )
