@@ -65,12 +65,9 @@ def write_config(workdir: Path, change) -> Path:
 # --- the workflow -----------------------------------------------------------------------------
 
 
-def test_dry_run_answers_in_seconds_with_the_whole_demo_dag(workdir: Path) -> None:
-    started = time.perf_counter()
+def test_dry_run_plans_the_whole_demo_dag(workdir: Path) -> None:
     result = snakemake(workdir, "-n", "--cores", "1")
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
-    assert elapsed < 30, f"dry run took {elapsed:.1f} s"
     out = result.stdout + result.stderr
     for rule in (
         "demo_data",
@@ -84,6 +81,47 @@ def test_dry_run_answers_in_seconds_with_the_whole_demo_dag(workdir: Path) -> No
         "report",
     ):
         assert f"rule {rule}:" in out, f"rule {rule} missing from the demo DAG"
+
+
+def test_build_entries_run_the_builders_before_validation(workdir: Path) -> None:
+    """`build:` runs bigbird-genomics builders; tasks that name their outputs depend on them."""
+    rng = np.random.default_rng(0)
+    for name in ("tata", "oct4", "mafk"):
+        records = ("".join(rng.choice(list("ACGT"), 300)) for _ in range(30))
+        text = "".join(f">{name}{i}\n{seq}\n" for i, seq in enumerate(records))
+        (workdir / f"{name}.fa").write_text(text)
+
+    def use_builders(config: dict) -> None:
+        config["build"] = {
+            "tata": {
+                "command": "build-promoters",
+                "args": ["--positives", "tata.fa", "--negatives", "dinucleotide"],
+                "out": "built/tata.fa",
+                "inputs": ["tata.fa"],
+            },
+            "oct4_vs_mafk": {
+                "command": "build-chromatin",
+                "args": ["--positive-fasta", "oct4.fa", "--negative-fasta", "mafk.fa"],
+                "out": "built/oct4_vs_mafk",
+                "inputs": ["oct4.fa", "mafk.fa"],
+            },
+        }
+        config["tasks"]["promoter"]["fasta"] = "built/tata.fa"
+        config["tasks"]["chromatin"] = {
+            "fasta": "built/oct4_vs_mafk/chromatin.fa",
+            "hydra_task": "promoter",
+        }
+
+    config = str(write_config(workdir, use_builders))
+    targets = [f"results/validate/tasks/{task}.json" for task in ("promoter", "chromatin")]
+    result = snakemake(workdir, *targets, "--cores", "1", "--configfile", config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "rule build_tata:" in out and "rule build_oct4_vs_mafk:" in out
+    promoter = json.loads((workdir / targets[0]).read_text())
+    chromatin = json.loads((workdir / targets[1]).read_text())
+    assert promoter and chromatin  # validate read what the builders wrote
+    assert (workdir / "built/tata.fa").read_text().count(">") == 60  # one negative per positive
 
 
 def test_lint_is_clean(workdir: Path) -> None:

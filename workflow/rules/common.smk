@@ -23,6 +23,9 @@ DEMO_FILES = {
     "chromosome": "chromosome.fa",
     "chromosome_motifs": "chromosome_motifs.bed",
 }
+BUILD = config.get("build") or {}
+# What `bigbird-genomics build-chromatin --out DIR` writes into DIR.
+CHROMATIN_BUILD_FILES = ("chromatin.fa", "chromatin_labels.tsv", "chromatin_profiles.tsv")
 TASKS = config["tasks"]
 PREDICTIONS = config["predict"]
 SWEEP = config.get("sweep") or {}
@@ -62,8 +65,21 @@ wildcard_constraints:
     dataset="|".join([*TASKS, *PREDICTIONS]),
 
 
+def build_outputs(entry):
+    """The files a `build:` entry's builder writes."""
+    out = entry["out"].rstrip("/")
+    if entry["command"] != "build-chromatin":
+        return [out]
+    if "--positive-fasta" in entry["args"]:  # two-class mode: labels live in the headers
+        return [f"{out}/{CHROMATIN_BUILD_FILES[0]}"]
+    return [f"{out}/{name}" for name in CHROMATIN_BUILD_FILES]
+
+
+BUILT_FILES = {path for entry in BUILD.values() for path in build_outputs(entry)}
+
+
 def user_input(path):
-    """`path` as a rule input if it exists or the demo rule makes it, else nothing.
+    """`path` as a rule input if it exists or a rule makes it (demo, builders), else nothing.
 
     A missing file of the user's is deliberately left out of `input:`: the rule that reads it
     still runs, and the package CLI fails with its ingestion message (file, what to do) rather
@@ -71,7 +87,7 @@ def user_input(path):
     """
     if not path:
         return []
-    if path.startswith(f"{DEMO_DIR}/") or Path(path).exists():
+    if path.startswith(f"{DEMO_DIR}/") or path in BUILT_FILES or Path(path).exists():
         return [path]
     return []
 

@@ -20,6 +20,33 @@ rule demo_data:
         "bigbird-genomics demo-data --out {params.out_dir} --seed {params.seed} > {log} 2>&1"
 
 
+# One rule per `build:` entry (their outputs differ in shape, so no single wildcard rule fits).
+for _name, _entry in BUILD.items():
+
+    rule:
+        name:
+            f"build_{_name}"
+        input:
+            [path for path in _entry.get("inputs", []) for path in user_input(path)],
+        output:
+            build_outputs(_entry),
+        params:
+            command=_entry["command"],
+            args=shlex.join(_entry["args"]),
+            out=_entry["out"],
+        log:
+            f"{RESULTS}/logs/build/{_name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/build/{_name}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../envs/bigbird.yaml"
+        shell:
+            "bigbird-genomics {params.command} {params.args} --out {params.out:q} > {log} 2>&1"
+
+
 rule validate:
     # Reads each FASTA first, so a missing or malformed file fails here with the ingestion message.
     input:
