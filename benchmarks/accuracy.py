@@ -303,7 +303,8 @@ def render_table(results: dict[str, dict], kmers: list[int]) -> str:
     ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, entry in results.items():
-        lr, comp, runs = entry["kmer_lr"], entry["composition_lr"], entry.get("bigbird", [])
+        lr, comp = entry["kmer_lr"], entry["composition_lr"]
+        runs = [run for run in entry.get("bigbird", []) if "error" not in run]
         column = {
             key: [run[key] for run in runs] for key in ("accuracy", "f1", "auroc", "train_minutes")
         }
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "--override", nargs="*", default=[], help="extra bigbird-genomics-train overrides"
     )
     args = parser.parse_args(argv)
+    args.tasks = list(dict.fromkeys(args.tasks))  # a task twice would share its run folders
     # The real data are only read to build a task's data set; built ones (say, carried to a GPU
     # node) need no copy of them.
     unbuilt = [
@@ -392,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
             name, seed = name_seed
             tokenized = args.out / "data" / name / "tokenized"
             run_dir = args.out / "runs" / name / f"seed{seed}"
-            metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
+            try:
+                metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
+            except RuntimeError as error:  # one failed run must not discard the others
+                print(f"{name} seed {seed}: FAILED\n{error}", file=sys.stderr, flush=True)
+                return {"seed": seed, "error": str(error)[-2000:]}
             print(f"{name} seed {seed}: {metrics}", file=sys.stderr, flush=True)
             return {"seed": seed, **metrics}
 
@@ -400,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             for (name, _), record in zip(runs, pool.map(run, runs), strict=True):
                 results[name]["bigbird"].append(record)
+    failed = sum("error" in run for entry in results.values() for run in entry["bigbird"])
     table = render_table(results, args.kmer)
     print(table)
     settings = {
@@ -412,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     with atomic_path(args.out / "accuracy.md") as temporary:
         temporary.write_text(table + "\n", encoding="utf-8")  # "±" needs UTF-8
-    return 0
+    if failed:
+        print(f"{failed} training run(s) failed: see accuracy.json and the logs", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

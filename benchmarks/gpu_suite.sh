@@ -12,7 +12,7 @@
 #    whichever flex layout won step 3, against transformers' BigBird and a dense-SDPA BERT.
 # Works from a source checkout: src/ goes on PYTHONPATH, nothing is pip-installed (hydra-core,
 # omegaconf, antlr4-python3-runtime, biopython and pyfaidx must be importable for step 1).
-# Seen on an H100 (2026-11-27): the whole script took 349 s.
+# Seen on an H100 (2026-11-27), before flex moved to 128-token tiles: 349 s in all.
 set -u
 OUT=${1:?usage: gpu_suite.sh OUT_DIR [ACCURACY_DIR]}
 ACCURACY_DIR=${2:-}
@@ -27,6 +27,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 ACCURACY_PID=
 if [ -n "$ACCURACY_DIR" ] && [ -d "$ACCURACY_DIR/data" ]; then
   log "accuracy: 3 tasks x 3 seeds at once, model=small, trainer=gpu (background)"
+  rm -f "$ACCURACY_DIR"/accuracy.json "$ACCURACY_DIR"/accuracy.md  # no stale table from --baseline-only
   # backend=block: the same attention as flex, without compiling 9 processes' kernels.
   timeout 200 python3 -m benchmarks.accuracy --out "$ACCURACY_DIR" --jobs 9 --model small \
     --no-baselines --max-minutes 2 --max-epochs 15 --override trainer=gpu attention.backend=block \
@@ -40,12 +41,14 @@ timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_attention_backen
 log "CUDA tests exit $?: $(tail -n 1 "$OUT/pytest_cuda.log")"
 if [ -n "$ACCURACY_PID" ]; then
   wait "$ACCURACY_PID"
-  log "accuracy exit $?"
-  cp "$ACCURACY_DIR"/accuracy.json "$ACCURACY_DIR"/accuracy.md "$OUT"/ 2>/dev/null
+  status=$?
+  log "accuracy exit $status"
+  [ "$status" -eq 0 ] && cp "$ACCURACY_DIR"/accuracy.json "$ACCURACY_DIR"/accuracy.md "$OUT"/
   tail -n 8 "$OUT/accuracy.log"
 fi
 
 log "attention benchmark"
+rm -f "$OUT/attention.json"  # the layout choice below must not read an older run's file
 timeout 190 python3 benchmarks/attention.py --device cuda --dtype bfloat16 --heads 12 \
   --ns 65536 16384 --impls flex_balanced flex_plain block dense transformers \
   --warmup 3 --reps 10 --json "$OUT/attention.json" 2>&1 | tee "$OUT/attention.log" | tail -n 22

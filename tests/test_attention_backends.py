@@ -578,3 +578,41 @@ def test_flex_traced_by_dynamo_matches(monkeypatch: pytest.MonkeyPatch, balanced
         )
     want = oracle(q, k, v, config, key_padding_mask)
     torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-4)
+
+
+def test_balanced_layout_stays_small_when_every_block_is_global() -> None:
+    """Padding blocks up to a whole tile are not "ordinary rows": they must not shrink the
+    slices of the global rows to one block each (that grew the layout quadratically)."""
+    from bigbird_genomics.attention.flex_balanced import balanced_layout
+
+    for num_blocks in (15, 16):
+        config = SparsityConfig(block_size=64, num_global_blocks=num_blocks)
+        extended = balanced_layout(num_blocks, config, 0, None, 1, torch.device("cpu"))
+        assert extended.query_copies == 1 and extended.allowed.shape[-1] <= 2 * (num_blocks + 1)
+
+
+def test_balanced_merge_gives_finite_gradients_to_the_kernel_lse() -> None:
+    """A global row whose copies all see no real key (a fully padded sample): the log-sum-exp
+    the kernel returns is -inf everywhere, and its gradient must not be NaN (the real kernel
+    would pass it on into its own backward)."""
+    from bigbird_genomics.attention.flex_balanced import balanced_flex_attention, balanced_layout
+
+    config = SparsityConfig(block_size=16, num_random_blocks=1)
+    num_blocks = 24
+    extended = balanced_layout(num_blocks, config, 0, None, HEADS, torch.device("cpu"))
+    tokens = num_blocks * 16  # already whole 128-token tiles (8 blocks each)
+    q, k, v, _ = make_inputs(tokens, 3)
+    real = torch.zeros(BATCH, tokens, dtype=torch.bool)
+    real[0, :300] = True  # sample 1 has no real token at all
+    seen = {}
+
+    def attend(q_, k_, v_, block_mask):  # noqa: ANN001, ANN202
+        out, aux = emulated_flex_attention(q_, k_, v_, block_mask)
+        lse = aux.lse.detach().requires_grad_(True)
+        seen["lse"] = lse
+        return out, lse
+
+    out = balanced_flex_attention(q, k, v, extended, 16, real, attend)
+    (out * torch.randn_like(out)).sum().backward()
+    assert torch.isfinite(out).all() and (out[1] == 0).all()
+    assert torch.isfinite(seen["lse"].grad).all()

@@ -101,8 +101,8 @@ def test_build_entries_run_the_builders_before_validation(workdir: Path) -> None
             },
             "oct4_vs_mafk": {
                 "command": "build-chromatin",
-                "args": ["--positive-fasta", "oct4.fa", "--negative-fasta", "mafk.fa"],
-                "out": "built/oct4_vs_mafk",
+                "args": ["--positive-fasta=oct4.fa", "--negative-fasta", "mafk.fa"],
+                "out": "./built/oct4_vs_mafk/",
                 "inputs": ["oct4.fa", "mafk.fa"],
             },
         }

@@ -1,8 +1,12 @@
 # Shared helpers: config validation, output layout, and how rule inputs are named.
 # Only plumbing lives here; every piece of work is a `bigbird-genomics` command in a rule.
 
+import argparse
+import os
 import shlex
 from pathlib import Path
+
+from bigbird_genomics.commands import build_chromatin
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -66,13 +70,17 @@ wildcard_constraints:
 
 
 def build_outputs(entry):
-    """The files a `build:` entry's builder writes."""
-    out = entry["out"].rstrip("/")
+    """The files a `build:` entry's builder writes (normalised paths)."""
+    out = os.path.normpath(entry["out"])
     if entry["command"] != "build-chromatin":
         return [out]
-    if "--positive-fasta" in entry["args"]:  # two-class mode: labels live in the headers
-        return [f"{out}/{CHROMATIN_BUILD_FILES[0]}"]
-    return [f"{out}/{name}" for name in CHROMATIN_BUILD_FILES]
+    # Parsed by the builder's own parser, so `--positive-fasta=x` and abbreviations count too.
+    parser = argparse.ArgumentParser(add_help=False)
+    build_chromatin.add_arguments(parser)
+    parsed, _ = parser.parse_known_args([*entry["args"], "--out", out])
+    if parsed.positive_fasta or parsed.negative_fasta:  # two-class mode: labels in the headers
+        return [os.path.join(out, CHROMATIN_BUILD_FILES[0])]
+    return [os.path.join(out, name) for name in CHROMATIN_BUILD_FILES]
 
 
 BUILT_FILES = {path for entry in BUILD.values() for path in build_outputs(entry)}
@@ -87,7 +95,9 @@ def user_input(path):
     """
     if not path:
         return []
-    if path.startswith(f"{DEMO_DIR}/") or path in BUILT_FILES or Path(path).exists():
+    if os.path.normpath(path) in BUILT_FILES:
+        return [os.path.normpath(path)]  # spelled as the build rule's output
+    if path.startswith(f"{DEMO_DIR}/") or Path(path).exists():
         return [path]
     return []
 

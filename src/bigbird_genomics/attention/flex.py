@@ -108,7 +108,9 @@ def flex_bigbird_attention(
     has_key = None  # without padding every query block attends at least to itself
     if real is not None:
         any_real = real.view(batch, -1, block_size).any(dim=-1)
-        has_key = (layout.allowed.unsqueeze(0) & any_real[:, None, None, :]).any(dim=-1)
+        # A layout shared by all heads is an expanded view: test its one head, then broadcast.
+        allowed = layout.allowed[:1] if layout.allowed.stride(0) == 0 else layout.allowed
+        has_key = (allowed.unsqueeze(0) & any_real[:, None, None, :]).any(dim=-1)
     if BALANCED_DEFAULT if balanced is None else balanced:
         extended = balanced_layout(num_blocks, config, layer_index, step, heads, q.device)
 

@@ -45,18 +45,25 @@ class BalancedLayout:
     unpadded_mask: BlockMask
 
 
-def balance_layout(attended: torch.Tensor, global_ids: list[int]) -> tuple[torch.Tensor, ...]:
+def balance_layout(
+    attended: torch.Tensor, global_ids: list[int], num_real_blocks: int | None = None
+) -> tuple[torch.Tensor, ...]:
     """Extended boolean layout with split global rows and copied global columns.
 
-    `attended`: bool [heads, n, n]. Returns (allowed_ext, query_source, key_source, S, R).
+    `attended`: bool [heads, n, n], of which the first `num_real_blocks` (default n) are the
+    layout's own (the rest pads to whole tiles). Returns (allowed_ext, query_source, key_source,
+    S, R).
     """
     heads, n, _ = attended.shape
+    num_real_blocks = n if num_real_blocks is None else num_real_blocks
     is_global = torch.zeros(n, dtype=torch.bool)
     is_global[global_ids] = True
     ordinary = ~is_global
-    # T: the longest ordinary row, so that no copy holds more than an ordinary row does.
-    per_row = attended[:, ordinary].sum(dim=-1)
-    span = max(1, int(per_row.max()) if per_row.numel() else n)
+    # T: the longest ordinary row, so that no copy holds more than an ordinary row does. Padding
+    # rows attend nothing and do not count; with no ordinary row at all there is nothing to
+    # balance against, and T = n keeps one copy per global block.
+    per_row = attended[:, ordinary[:num_real_blocks].nonzero().squeeze(-1)].sum(dim=-1)
+    span = max(1, int(per_row.max())) if per_row.numel() else n
     num_global = len(global_ids)
     query_copies = math.ceil(n / span)  # S
     key_copies = math.ceil(n / span)  # R
@@ -103,7 +110,9 @@ def balanced_layout(
     leading, trailing = global_block_ids(num_blocks, config.num_global_blocks)
     global_ids = list(range(leading)) + list(range(num_blocks - trailing, num_blocks))
     attended = pad_to_tiles(kinds != NONE, ratio)
-    allowed, query_source, key_source, query_copies, _ = balance_layout(attended, global_ids)
+    allowed, query_source, key_source, query_copies, _ = balance_layout(
+        attended, global_ids, num_blocks
+    )
     allowed = pad_to_tiles(allowed, ratio)
     # Blocks added for whole tiles are attended by no one; any source block will do for them.
     query_source = F.pad(query_source, (0, allowed.shape[1] - query_source.numel()))
@@ -172,9 +181,11 @@ def balanced_flex_attention(
     copy_rows = slice(tokens, tokens + num_global * copies * block_size)
     parts = out_ext[:, :, copy_rows].reshape(*shape, dim)
     lse = lse_ext[:, :, copy_rows].reshape(shape).float()
+    # A row whose copies all saw no key (lse = -inf everywhere, outputs 0) gets lse 0 instead:
+    # logsumexp's backward would otherwise compute 0 * exp(-inf + inf) = NaN.
+    no_key = ~torch.isfinite(lse).any(dim=3, keepdim=True)
+    lse = lse.masked_fill(no_key, 0.0)
     total = torch.logsumexp(lse, dim=3, keepdim=True)
-    # A row whose copies all saw no key has total = -inf: weight 0 instead of NaN.
-    total = torch.where(torch.isfinite(total), total, torch.zeros_like(total))
     weights = torch.exp(lse - total).to(parts.dtype).unsqueeze(-1)
     merged = (weights * parts).sum(dim=3)  # [B, H, g, bs, d]
     blocks = out.reshape(batch, heads, num_blocks, block_size, dim)
