@@ -282,11 +282,22 @@ def test_balanced_flex_layout_gradients_through_an_emulated_kernel(
     per_head: bool,
 ) -> None:
     """Split global rows merged by log-sum-exp, copied global keys: outputs and gradients."""
-    monkeypatch.setattr(flex, "flex_attention", emulated_flex_attention)
-    monkeypatch.setattr(flex, "_refuse_cpu_backward", lambda *tensors: None)
     config = SparsityConfig(
         block_size=block_size, seed=seed, random_per_head=per_head, backend="flex"
     )
+    assert_balanced_matches_oracle(monkeypatch, config, num_tokens, padding, seed)
+
+
+def assert_balanced_matches_oracle(
+    monkeypatch: pytest.MonkeyPatch,
+    config: SparsityConfig,
+    num_tokens: int,
+    padding: str,
+    seed: int,
+) -> None:
+    """Balanced flex (through the emulated kernel) vs the oracle: outputs and gradients."""
+    monkeypatch.setattr(flex, "flex_attention", emulated_flex_attention)
+    monkeypatch.setattr(flex, "_refuse_cpu_backward", lambda *tensors: None)
     q, k, v, weights = make_inputs(num_tokens, seed)
     key_padding_mask = padding_mask(num_tokens, padding)
     got = outputs_and_grads(
@@ -541,23 +552,9 @@ def test_flex_tiles_visit_every_attended_pair_and_full_tiles_need_no_mask(
 def test_balanced_flex_other_patterns_through_an_emulated_kernel(
     monkeypatch: pytest.MonkeyPatch, config_kwargs: dict
 ) -> None:
-    monkeypatch.setattr(flex, "flex_attention", emulated_flex_attention)
-    monkeypatch.setattr(flex, "_refuse_cpu_backward", lambda *tensors: None)
     config = SparsityConfig(seed=4, backend="flex", **config_kwargs)
     num_tokens = 9 * config.block_size + 5
-    q, k, v, weights = make_inputs(num_tokens, 4)
-    key_padding_mask = padding_mask(num_tokens, "right")
-    got = outputs_and_grads(
-        lambda q, k, v: flex.flex_bigbird_attention(
-            q, k, v, config, key_padding_mask=key_padding_mask, compiled=False, balanced=True
-        ),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
-    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
-        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+    assert_balanced_matches_oracle(monkeypatch, config, num_tokens, "right", 4)
 
 
 @pytest.mark.parametrize("balanced", [False, True])

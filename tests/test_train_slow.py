@@ -138,28 +138,36 @@ def test_multirun_sweep_writes_a_summary(dataset: Path, tmp_path: Path) -> None:
     assert (sweep / "summary.png").is_file()
 
 
-def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: Path) -> None:
-    """Two real trials (two training steps and one validation each) through Hydra's Optuna."""
+def run_optuna_sweep(
+    dataset: Path, tmp_path: Path, sweep: Path, *extra: str, batches: int
+) -> subprocess.CompletedProcess:
+    """Two Optuna trials on the motif data set (skips without the `sweep` extra)."""
     pytest.importorskip(
         "hydra_plugins.hydra_optuna_sweeper",
         reason="hydra-optuna-sweeper (the `sweep` extra) is not installed",
     )
-    sweep = tmp_path / "optuna"
     overrides = [
         "-m",
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=2",
         *FAST,
+        *extra,
         "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=2",
+        f"trainer.limit_train_batches={batches}",
+        f"trainer.limit_val_batches={batches}",
         f"data.dataset={dataset}",
         f"hydra.sweep.dir={sweep}",
         f"paths.cache_dir={tmp_path / 'cache'}",
     ]
-    result = subprocess.run(
+    return subprocess.run(
         [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
+
+
+def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: Path) -> None:
+    """Two real trials (two training steps and one validation each) through Hydra's Optuna."""
+    sweep = tmp_path / "optuna"
+    result = run_optuna_sweep(dataset, tmp_path, sweep, batches=2)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = []
     for trial in ("0", "1"):
@@ -177,25 +185,8 @@ def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: 
 def test_optuna_sweep_stops_with_a_clear_error_on_a_missing_metric(
     dataset: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip(
-        "hydra_plugins.hydra_optuna_sweeper",
-        reason="hydra-optuna-sweeper (the `sweep` extra) is not installed",
-    )
-    overrides = [
-        "-m",
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        *FAST,
-        "optimized_metric=val/nonexistent",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=1",
-        "trainer.limit_val_batches=1",
-        f"data.dataset={dataset}",
-        f"hydra.sweep.dir={tmp_path / 'optuna'}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-    ]
-    result = subprocess.run(
-        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    result = run_optuna_sweep(
+        dataset, tmp_path, tmp_path / "optuna", "optimized_metric=val/nonexistent", batches=1
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "error: optimized_metric=val/nonexistent is not in this run's metrics.json" in (
