@@ -94,21 +94,29 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(dataset: Path, tmp_pat
     assert (resumed_dir / "csv" / "metrics.part0.csv").is_file()  # history before the kill
 
 
-def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
-    run = tmp_path / "ddp"
-    overrides = [
+def run_train_cli(
+    dataset: Path, tmp_path: Path, *overrides: str, multirun: bool = False
+) -> subprocess.CompletedProcess:
+    """`bigbird-genomics-train` for one epoch of the motif data set with the FAST settings
+    (`-m` goes before every override: Hydra's parser takes no flag after them)."""
+    common = [
+        *(["-m"] if multirun else []),
         *FAST,
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
         "trainer.max_epochs=1",
         f"data.dataset={dataset}",
-        f"hydra.run.dir={run}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
     ]
-    result = subprocess.run(
-        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
-    )
+    return subprocess.run(
+        [*TRAIN, *common, *overrides, f"paths.cache_dir={tmp_path / 'cache'}"],
+        env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    result = run_train_cli(
+        dataset, tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        f"hydra.run.dir={run}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["num_examples"] > 0
@@ -117,18 +125,10 @@ def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
 
 def test_multirun_sweep_writes_a_summary(dataset: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    overrides = [
-        "-m",
-        *FAST,
-        "attention.num_random_blocks=0,1",
-        "trainer.max_epochs=1",
-        f"data.dataset={dataset}",
-        f"hydra.sweep.dir={sweep}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-    ]
-    result = subprocess.run(
-        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
-    )
+    result = run_train_cli(
+        dataset, tmp_path, "attention.num_random_blocks=0,1", f"hydra.sweep.dir={sweep}",
+        multirun=True,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     rows = (sweep / "summary.tsv").read_text().splitlines()
     assert len(rows) == 3
@@ -146,22 +146,11 @@ def run_optuna_sweep(
         "hydra_plugins.hydra_optuna_sweeper",
         reason="hydra-optuna-sweeper (the `sweep` extra) is not installed",
     )
-    overrides = [
-        "-m",
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=2",
-        *FAST,
-        *extra,
-        "trainer.max_epochs=1",
-        f"trainer.limit_train_batches={batches}",
-        f"trainer.limit_val_batches={batches}",
-        f"data.dataset={dataset}",
-        f"hydra.sweep.dir={sweep}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-    ]
-    return subprocess.run(
-        [*TRAIN, *overrides], env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path
-    )
+    return run_train_cli(
+        dataset, tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=2", *extra,
+        f"trainer.limit_train_batches={batches}", f"trainer.limit_val_batches={batches}",
+        f"hydra.sweep.dir={sweep}", multirun=True,
+    )  # fmt: skip
 
 
 def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: Path) -> None:
