@@ -38,6 +38,7 @@ from bigbird_genomics.attention.config import BACKENDS, SparsityConfig
 from bigbird_genomics.attention.dense import dense_attention, full_attention
 from bigbird_genomics.attention.flex import flex_bigbird_attention
 from bigbird_genomics.attention.layout import block_layout, dense_mask, num_blocks_for
+from bigbird_genomics.attention.triton_backend import triton_bigbird_attention, unsupported_reason
 
 __all__ = [
     "BACKENDS",
@@ -64,12 +65,18 @@ def __getattr__(name: str) -> object:
 DENSE_MAX_BLOCKS = 6
 
 
+# Whether `auto` picks the Triton kernels on CUDA when they support the inputs (else `block`).
+CUDA_PREFERS_TRITON = False
+
+
 def resolve_backend(config: SparsityConfig, q: torch.Tensor) -> str:
     """The backend `auto` stands for on this device and input size (others map to themselves)."""
     if config.backend != "auto":
         return config.backend
     if num_blocks_for(q.shape[-2], config.block_size) <= DENSE_MAX_BLOCKS:
         return "dense"
+    if q.device.type == "cuda" and CUDA_PREFERS_TRITON and unsupported_reason(q, config) is None:
+        return "triton"
     return "block"
 
 
@@ -101,6 +108,7 @@ def bigbird_attention(
         "dense": dense_attention,
         "block": block_attention,
         "flex": flex_bigbird_attention,
+        "triton": triton_bigbird_attention,
     }
     return functions[backend](
         q, k, v, config, layer_index=layer_index, key_padding_mask=key_padding_mask, step=step

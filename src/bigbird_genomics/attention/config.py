@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BACKENDS = ("auto", "dense", "block", "flex", "full")
+BACKENDS = ("auto", "dense", "block", "flex", "triton", "full")
 
 
 @dataclass(frozen=True)
