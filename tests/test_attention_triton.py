@@ -1,0 +1,149 @@
+"""The `triton` backend: segment tables (pure torch) and the kernels against the dense reference.
+
+Without a GPU the kernels run in Triton's interpreter (same kernel code, numpy underneath); the
+compiled kernels are checked by the CUDA tests in test_attention_backends.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bigbird_genomics.attention import (
+    SparsityConfig,
+    bigbird_attention,
+    block_layout,
+    resolve_backend,
+    segments,
+    triton_backend,
+)
+from bigbird_genomics.attention.layout import NONE
+from tests.test_attention_backends import make_inputs, oracle, outputs_and_grads, padding_mask
+
+
+def covered(table: segments.SegmentTable, head: int, num_owners: int) -> list[list[int]]:
+    """Each owner's partner blocks, read back from its segments in order."""
+    partners: list[list[int]] = [[] for _ in range(num_owners)]
+    for s in range(table.num_segments):
+        owner, start, end = (int(x[head, s]) for x in (table.owner, table.start, table.end))
+        partners[owner] += table.partners[head, start:end].tolist()
+    return partners
+
+
+@pytest.mark.parametrize("max_partners", [1, 3, 16])
+@pytest.mark.parametrize(("num_blocks", "per_head", "transpose"), [
+    (40, False, False), (40, True, False), (40, True, True), (3, False, True), (1, False, False),
+])  # fmt: skip
+def test_segments_cover_every_attended_pair_once(
+    num_blocks: int, per_head: bool, transpose: bool, max_partners: int
+) -> None:
+    config = SparsityConfig(block_size=16, random_per_head=per_head, seed=4)
+    allowed = block_layout(num_blocks, config, num_heads=3) != NONE
+    if transpose:
+        allowed = allowed.transpose(1, 2)
+    table = segments.segment_table(allowed, max_partners)
+    for head in range(allowed.shape[0]):
+        want = [torch.nonzero(row).flatten().tolist() for row in allowed[head]]
+        assert covered(table, head, num_blocks) == want
+        lengths = table.end[head] - table.start[head]
+        assert int(lengths.max()) <= max_partners
+        # An owner with one segment writes directly; a split owner's segments use distinct slots
+        # of one merge group, owned by that owner.
+        dummy = (table.start[head] == table.end[head]) & (table.dest[head] >= 0)
+        for owner in range(num_blocks):
+            mine = table.dest[head][(table.owner[head] == owner) & ~dummy]
+            if len(want[owner]) <= max_partners:
+                assert mine.tolist() == [-1]
+            else:
+                groups = {int(table.slot_group[head, slot]) for slot in mine}
+                assert len(set(mine.tolist())) == len(mine) and len(groups) == 1
+                assert int(table.group_owner[head, groups.pop()]) == owner
+
+
+def test_heads_with_different_columns_get_dummy_segments_into_a_trash_slot() -> None:
+    allowed = torch.zeros(2, 4, 4, dtype=torch.bool)
+    allowed[:, :, 0] = True  # column 0 is long in both heads
+    allowed[0, :, 1] = True  # column 1 is long only in head 0
+    allowed[1, 2, 3] = True
+    table = segments.segment_table(allowed.transpose(1, 2), max_partners=2)
+    assert table.padded
+    trash_slot, trash_group = table.num_slots - 1, table.group_owner.shape[1] - 1
+    empty = table.start[1] == table.end[1]  # owners nothing attends to, and the dummy
+    assert int((table.dest[1][empty] == trash_slot).sum()) == 1
+    assert int(table.slot_group[1, trash_slot]) == trash_group
+
+
+@pytest.fixture
+def interpreted(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Kernels in Triton's interpreter (conftest.py picks it on CPU-only machines); segments of
+    3 blocks so that many rows and columns are split and merged."""
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    if not triton_backend.interpreting():
+        pytest.skip("compiled Triton kernels are checked by the CUDA tests instead")
+    monkeypatch.setattr(segments, "SEGMENT_BLOCKS", 3)
+    triton_backend.triton_plan.cache_clear()
+    yield
+    triton_backend.triton_plan.cache_clear()
+
+
+INTERPRETER_CASES = [
+    # (tokens, block_size, padding, seed, random_per_head)
+    (256, 16, "none", 0, False),
+    (300, 32, "right", 1, True),  # not a multiple of the block size; heads differ in columns
+    (37, 16, "both", 2, True),  # random blocks run out
+    (5, 16, "right", 4, False),  # one mostly padded block
+]
+
+
+@pytest.mark.parametrize(("num_tokens", "block_size", "padding", "seed", "per_head"),
+                         INTERPRETER_CASES)  # fmt: skip
+def test_triton_kernels_match_masked_sdpa_outputs_and_gradients(
+    interpreted: None, num_tokens: int, block_size: int, padding: str, seed: int, per_head: bool
+) -> None:
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend="triton"
+    )
+    q, k, v, weights = make_inputs(num_tokens, seed, head_dim=16)
+    key_padding_mask = padding_mask(num_tokens, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(
+            q, k, v, config, layer_index=2, key_padding_mask=key_padding_mask
+        ),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask, layer_index=2),
+        q, k, v, weights,
+    )  # fmt: skip
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_triton_rows_without_keys_are_zero_with_zero_gradients(interpreted: None) -> None:
+    config = SparsityConfig(block_size=16, backend="triton")
+    q, k, v, weights = make_inputs(64, 0, head_dim=16)
+    key_padding_mask = torch.ones(2, 64, dtype=torch.bool)
+    key_padding_mask[1] = False  # batch element 1 has no real token at all
+    out, dq, dk, dv = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    for tensor in (out, dq, dk, dv):
+        assert torch.isfinite(tensor).all()
+        assert not tensor[1].any()
+
+
+def test_triton_refuses_what_its_kernels_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    q = torch.zeros(1, 1, 64, 16)
+    with pytest.raises(ValueError, match="backend=triton cannot run here: .*(CUDA|Triton)"):
+        bigbird_attention(q, q, q, SparsityConfig(block_size=16, backend="triton"))
+    # auto never picks the kernels on the CPU
+    assert resolve_backend(SparsityConfig(block_size=16), torch.zeros(1, 1, 4096, 16)) == "block"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    for config, head_dim, name in [
+        (SparsityConfig(block_size=16), 8, "head_dim"),
+        (SparsityConfig(block_size=48), 16, "attention.block_size"),
+    ]:
+        reason = triton_backend.unsupported_reason(torch.zeros(1, 1, 96, head_dim), config)
+        assert reason is not None and (name in reason or "Triton is not installed" in reason)
