@@ -6,6 +6,7 @@ Implementations (all on q, k, v [B, H, N, d], backward from a random output grad
   flex          bigbird_attention(..., backend="flex") (CUDA; FlexAttention has no CPU backward)
   flex_plain    flex with the plain layout (global rows/columns walked by one kernel program)
   flex_balanced flex with split global rows and copied global keys (attention/flex_balanced.py)
+  triton        bigbird_attention(..., backend="triton") (CUDA; the project's Triton kernels)
   transformers  transformers' BigBirdBlockSparseAttention.bigbird_block_sparse_attention
                 (block 64, 3 random blocks, train mode, randomly initialised, no download)
 
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPLS = ("dense", "block", "flex", "flex_plain", "flex_balanced", "transformers")
+IMPLS = ("dense", "block", "flex", "flex_plain", "flex_balanced", "triton", "transformers")
 DEFAULT_IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
 
@@ -84,7 +85,7 @@ def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torc
         import torch.nn.functional as F
 
         return F.scaled_dot_product_attention
-    if impl in ("block", "flex", "flex_plain", "flex_balanced"):
+    if impl in ("block", "flex", "flex_plain", "flex_balanced", "triton"):
         from bigbird_genomics.attention import SparsityConfig, bigbird_attention
         from bigbird_genomics.attention.flex import flex_bigbird_attention
 
@@ -205,6 +206,8 @@ def skip_reason(impl: str, device: str) -> str | None:
     """Why an implementation cannot run here (None if it can)."""
     if impl.startswith("flex") and device == "cpu":
         return "FlexAttention has no backward pass on CPU (torch raises NotImplementedError)"
+    if impl == "triton" and device == "cpu":
+        return "the Triton kernels need a CUDA GPU (on CPU only their interpreter runs, for tests)"
     if impl == "transformers":
         try:
             import transformers  # noqa: F401

@@ -5,6 +5,7 @@ Models, all randomly initialised from configs (nothing is downloaded), same widt
                 backend auto = `block` on CPU and CUDA)
   ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
   ours_plain / ours_balanced   `ours` with backend `flex`, plain or balanced layout (CUDA only)
+  ours_triton   `ours` with backend `triton` (the project's Triton kernels; CUDA only)
   hf_bigbird    transformers BigBirdForSequenceClassification (block_sparse, block 64, 3 random)
   hf_bert_sdpa  transformers BertForSequenceClassification with attn_implementation="sdpa"
 
@@ -27,7 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ("ours", "ours_dense", "ours_plain", "ours_balanced", "hf_bigbird", "hf_bert_sdpa")
+MODELS = (
+    "ours", "ours_dense", "ours_plain", "ours_balanced", "ours_triton", "hf_bigbird", "hf_bert_sdpa"
+)
 DEFAULT_MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
 SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
     "tiny": (32, 2, 2, 64),
@@ -84,9 +87,12 @@ def _build(name: str, size: str, n: int):
             "num_window_blocks": WINDOW,
             "num_global_blocks": GLOBAL,
             "num_random_blocks": RANDOM,
-            "backend": {"ours_dense": "full", "ours_plain": "flex", "ours_balanced": "flex"}.get(
-                name, "auto"
-            ),
+            "backend": {
+                "ours_dense": "full",
+                "ours_plain": "flex",
+                "ours_balanced": "flex",
+                "ours_triton": "triton",
+            }.get(name, "auto"),
         }
         encoder = {
             "vocab_size": VOCAB,

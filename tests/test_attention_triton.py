@@ -6,6 +6,11 @@ compiled kernels are checked by the CUDA tests in test_attention_backends.py.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -147,3 +152,19 @@ def test_triton_refuses_what_its_kernels_cannot_run(monkeypatch: pytest.MonkeyPa
     ]:
         reason = triton_backend.unsupported_reason(torch.zeros(1, 1, 96, head_dim), config)
         assert reason is not None and (name in reason or "Triton is not installed" in reason)
+
+
+def test_triton_kernels_compile_for_an_h100() -> None:
+    """The compiled (not interpreted) kernels, built for sm_90 with Triton's bundled ptxas."""
+    pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
+    script = Path(__file__).with_name("triton_sm90_compile.py")
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(script.parent.parent / "src"),
+                                                      env.get("PYTHONPATH")]))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), "bf16"], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode and "ptxas" in result.stderr and "not found" in result.stderr.lower():
+        pytest.skip("this Triton build has no bundled ptxas")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("bf16 ") == 3, result.stdout

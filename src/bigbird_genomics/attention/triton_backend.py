@@ -22,6 +22,8 @@ from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero
 from bigbird_genomics.attention.segments import SegmentTable, segment_table
 
 LOG2E = math.log2(math.e)
+# Kernel launch settings on the GPU (benchmarks/triton_launch_sweep.py measures others).
+LAUNCH = {"num_warps": 4, "num_stages": 2}
 
 
 def interpreting() -> bool:
@@ -144,10 +146,11 @@ class _Launch:
             "HAS_MASK": real is not None,
             # fp32 inputs: exact fp32 products (the default would be TF32 on Ampere and later)
             "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
-            **({} if interpreting() else {"num_warps": 4, "num_stages": 2}),
+            **({} if interpreting() else LAUNCH),
         }
         # Layout head of each batch*heads row: heads share layout 0 unless random_per_head.
-        self.layout_head = torch.arange(self.batch_heads, device=q.device) % heads % plan.layout_heads
+        rows = torch.arange(self.batch_heads, device=q.device)
+        self.layout_head = rows % heads % plan.layout_heads
 
     def _table_args(self, table: SegmentTable) -> list:  # noqa: ANN401
         return [table.owner, table.start, table.end, table.dest, table.partners, self.heads,
@@ -218,7 +221,8 @@ class _Launch:
             self.q, k, v, d_out, lse, delta, dk, dv, dk_part, dv_part, self._real(),
             *self._table_args(columns), self.scale * LOG2E, self.scale, **self.options,
         )  # fmt: skip
-        for grad, part, table in ((dq, dq_part, rows), (dk, dk_part, columns), (dv, dv_part, columns)):
+        for grad, part, table in [(dq, dq_part, rows), (dk, dk_part, columns),
+                                  (dv, dv_part, columns)]:  # fmt: skip
             if table.num_slots:
                 self._add_parts(grad, part, table)
         return dq, dk, dv

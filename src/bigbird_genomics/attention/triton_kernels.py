@@ -163,8 +163,9 @@ def dkdv_kernel(
         dk += tl.dot(tl.trans(d_scores.to(q_ptr.dtype.element_ty)), q, input_precision=PRECISION)
     dk = dk * scale
     if dest < 0:
-        tl.store(dk_ptr + base + key_block * BLOCK * HEAD_DIM + tile, dk.to(dk_ptr.dtype.element_ty))
-        tl.store(dv_ptr + base + key_block * BLOCK * HEAD_DIM + tile, dv.to(dv_ptr.dtype.element_ty))
+        own = base + key_block * BLOCK * HEAD_DIM + tile
+        tl.store(dk_ptr + own, dk.to(dk_ptr.dtype.element_ty))
+        tl.store(dv_ptr + own, dv.to(dv_ptr.dtype.element_ty))
     else:
         part = (bh * num_slots + dest) * BLOCK * HEAD_DIM
         tl.store(dk_part_ptr + part + tile, dk)

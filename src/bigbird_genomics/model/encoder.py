@@ -157,8 +157,11 @@ class Encoder(nn.Module):
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`attention_mask` is True at real tokens (including [CLS]), False at padding."""
         x = self.embedding_dropout(self.embedding(tokens))
+        # A mask with no padding is no mask: the attention kernels then skip masking (on CUDA,
+        # the block backend's SDPA can only take its flash path without a mask).
+        key_padding_mask = None if bool(attention_mask.all()) else attention_mask
         for block in self.blocks:
-            x = block(x, self.rotary, attention_mask)
+            x = block(x, self.rotary, key_padding_mask)
         return self.final_norm(x)
 
 
