@@ -48,7 +48,7 @@ def oracle(q, k, v, config, key_padding_mask, layer_index=0, step=None) -> torch
     """Plain SDPA with dense_mask & key padding; padded query rows zeroed."""
     mask = dense_mask(
         q.shape[2], config, layer_index=layer_index, step=step, num_heads=q.shape[1]
-    ).unsqueeze(0)
+    ).unsqueeze(0).to(q.device)
     if key_padding_mask is not None:
         mask = mask & key_padding_mask[:, None, None, :]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
