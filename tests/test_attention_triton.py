@@ -168,3 +168,29 @@ def test_triton_kernels_compile_for_an_h100() -> None:
         pytest.skip("this Triton build has no bundled ptxas")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("bf16 ") == 3, result.stdout
+
+
+def test_kernels_pass_their_run_time_check(interpreted: None) -> None:
+    """`auto` on CUDA uses the kernels only after this check passes on the machine at hand."""
+    triton_backend.verified.cache_clear()
+    assert triton_backend.verified(torch.device("cpu"), torch.float32, 16, 16)
+    triton_backend.verified.cache_clear()
+
+
+@pytest.mark.parametrize("failure", ["wrong output", "exception"])
+def test_a_failed_check_warns_and_keeps_auto_off_the_kernels(
+    interpreted: None, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    real_forward = triton_backend._Launch.forward
+
+    def broken_forward(self, k, v):  # noqa: ANN001, ANN202
+        if failure == "exception":
+            raise RuntimeError("miscompiled")
+        out, lse = real_forward(self, k, v)
+        return out * 1.01, lse
+
+    monkeypatch.setattr(triton_backend._Launch, "forward", broken_forward)
+    triton_backend.verified.cache_clear()
+    with pytest.warns(RuntimeWarning, match="failed their check on cpu .*backend=block"):
+        assert not triton_backend.verified(torch.device("cpu"), torch.float32, 16, 16)
+    triton_backend.verified.cache_clear()

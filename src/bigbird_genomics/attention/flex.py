@@ -4,8 +4,10 @@ The mask_mod encodes the whole layout (not only padding) because eager FlexAtten
 BlockMask's sparsity and applies mask_mod to the full score matrix; compiled kernels use the
 BlockMask to skip tiles and evaluate mask_mod only on partial tiles. The BlockMask is built on
 the kernel's 128-token tiles (flex_tiles.py), so with 64-token BigBird blocks it visits more
-pairs than the layout needs. `auto` picks `block` on CUDA: that path was measured and tested on
-an H100, while 64-token FlexAttention tiles failed to compile there (torch 2.11).
+pairs than the layout needs; 64-token FlexAttention tiles failed to compile on an H100 (torch
+2.11). Measured there at 65536 tokens (bf16, 12 heads, fwd+bwd): 20.5 ms plain, 16.0 ms
+balanced, against 3.7 ms for the `triton` kernels, so `auto` never picks `flex`; it stays as
+the stock-PyTorch fallback.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
 import torch
 
+from bigbird_genomics.attention import segments
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.layout import NONE, block_layout, num_blocks_for
 from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero_padded_queries
@@ -53,6 +55,60 @@ def unsupported_reason(q: torch.Tensor, config: SparsityConfig) -> str | None:
         if value < 16 or value & (value - 1):
             return f"{name} must be a power of two >= 16 for its kernels, got {value}"
     return None
+
+
+@cache
+def verified(device: torch.device, dtype: torch.dtype, block_size: int, head_dim: int) -> bool:
+    """Whether the kernels reproduce the `block` backend on this device (checked once each).
+
+    `auto` only picks kernels that passed this check on the machine at hand, so a Triton or
+    driver version that miscompiles them costs speed (`block` is used), never correctness. The
+    check covers padding, per-head random blocks and split global rows and columns.
+    """
+    from bigbird_genomics.attention.block import block_attention
+
+    num_blocks = 2 * segments.SEGMENT_BLOCKS + 8  # global rows and columns split into 3 segments
+    config = SparsityConfig(block_size=block_size, random_per_head=True, seed=11, backend="triton")
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, 2, num_blocks * block_size - block_size // 2, head_dim)
+    inputs = [torch.randn(shape, generator=generator).to(device) for _ in range(4)]
+    padding = torch.ones(shape[0], shape[2], dtype=torch.bool, device=device)
+    padding[1, shape[2] // 3 :] = False
+    try:
+        with torch.inference_mode(False), torch.enable_grad(), torch.autocast(
+            device.type, enabled=False
+        ):
+            for key_padding_mask in (None, padding):
+                got = _outputs_and_grads(
+                    triton_bigbird_attention, inputs, dtype, config, key_padding_mask
+                )
+                reference = replace(config, backend="block")
+                want = _outputs_and_grads(
+                    block_attention, inputs, torch.float32, reference, key_padding_mask
+                )
+                names = ("out", "dq", "dk", "dv")
+                for name, got_tensor, want_tensor in zip(names, got, want, strict=True):
+                    scale = float(want_tensor.abs().max()) or 1.0
+                    tolerance = (1e-4 if dtype == torch.float32 else 3e-2) * scale
+                    error = float((got_tensor.float() - want_tensor).abs().max())
+                    if not error <= tolerance:  # also catches NaN
+                        raise AssertionError(f"{name} differs by {error:.3g} (> {tolerance:.3g})")
+    except Exception as problem:  # noqa: BLE001 - any failure means: do not use the kernels
+        warnings.warn(
+            f"the Triton attention kernels failed their check on {device} ({dtype}, block "
+            f"{block_size}, head_dim {head_dim}): {problem}. Falling back to backend=block.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
+
+
+def _outputs_and_grads(function, inputs, dtype, config, key_padding_mask):  # noqa: ANN001, ANN202
+    q, k, v = (x.to(dtype).requires_grad_(True) for x in inputs[:3])
+    out = function(q, k, v, config, key_padding_mask=key_padding_mask)
+    (out.float() * inputs[3]).sum().backward()
+    return out.detach(), q.grad, k.grad, v.grad
 
 
 @dataclass(frozen=True)
