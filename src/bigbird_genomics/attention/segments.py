@@ -22,31 +22,34 @@ SEGMENT_BLOCKS = 16
 
 @dataclass(frozen=True)
 class SegmentTable:
-    """Segments of one layout, per layout head (all int32 kernel inputs share the first dim)."""
+    """Segments of one layout, per layout head (all int32 kernel inputs share the first dim).
+
+    Scratch slots: the kernels write split owners' partial results to slots `0..num_slots-1`;
+    buffers hold one more slot, `num_slots`, never written and kept at the merge's identity
+    (zero output, -inf log-sum-exp), which pads `group_slots`. Merges reduce over a group's
+    slots with ordinary reductions, not atomic adds, so results are bitwise deterministic.
+    """
 
     owner: torch.Tensor  # int32 [heads, segments]: the owner block of each segment
     start: torch.Tensor  # int32 [heads, segments]: its first entry in `partners`
     end: torch.Tensor  # int32 [heads, segments]: one past its last entry
     dest: torch.Tensor  # int32 [heads, segments]: -1 = write the result directly, else a slot
     partners: torch.Tensor  # int32 [heads, entries]: partner blocks, ascending within an owner
-    slot_group: torch.Tensor  # long [heads, slots]: the merge group of each scratch slot
-    group_owner: torch.Tensor  # long [heads, groups]: the owner block of each merge group
-    padded: bool  # heads differ in structure: dummy segments write zeros to a trash slot/group
+    group_slots: torch.Tensor  # long [heads, groups, slots per group]: each split owner's slots
+    group_owner: torch.Tensor  # long [heads, groups]: the owner block of each group
+    num_slots: int  # slots the kernels may write; buffers hold one more, the identity slot
+    padded: bool  # heads differ in structure: padding segments/groups only add zeros
 
     @property
     def num_segments(self) -> int:
         return self.owner.shape[1]
 
-    @property
-    def num_slots(self) -> int:
-        return self.slot_group.shape[1]
-
     def to(self, device: torch.device) -> SegmentTable:
         moved = {
             name: getattr(self, name).to(device)
-            for name in ("owner", "start", "end", "dest", "partners", "slot_group", "group_owner")
+            for name in ("owner", "start", "end", "dest", "partners", "group_slots", "group_owner")
         }
-        return SegmentTable(**moved, padded=self.padded)
+        return SegmentTable(**moved, num_slots=self.num_slots, padded=self.padded)
 
 
 def segment_table(allowed: torch.Tensor, max_partners: int | None = None) -> SegmentTable:
@@ -64,29 +67,34 @@ def segment_table(allowed: torch.Tensor, max_partners: int | None = None) -> Seg
     num_segments = max(len(h["owner"]) for h in per_head)
     num_entries = max(1, max(len(h["partners"]) for h in per_head))
     num_groups = max(len(h["group_owner"]) for h in per_head)
-    num_slots = max(len(h["slot_group"]) for h in per_head)
-    if not same:  # one trash slot and group: dummy segments and padding add zeros there
-        num_slots, num_groups = num_slots + 1, num_groups + 1
+    per_group = max([1] + [h["group_slots"].shape[1] for h in per_head])
+    written = max(int(h["dest"].max()) + 1 for h in per_head)
+    # Heads that differ: shorter ones are padded with empty segments writing zeros to a trash
+    # slot; the identity slot comes after every written slot.
+    trash = None if same else written
+    identity = written if same else written + 1
     columns: dict[str, list[torch.Tensor]] = {key: [] for key in per_head[0]}
     for head in per_head:
-        trash_slot, trash_group = num_slots - 1, num_groups - 1
         padding = {
             "owner": (num_segments, 0),
             "start": (num_segments, 0),
             "end": (num_segments, 0),
-            "dest": (num_segments, trash_slot),
+            "dest": (num_segments, -1 if trash is None else trash),
             "partners": (num_entries, 0),
-            "slot_group": (num_slots, trash_group),
-            "group_owner": (num_groups, 0),
+            "group_owner": (num_groups, 0),  # padding groups add zeros (identity slots) to 0
         }
         for key, (length, fill) in padding.items():
             values = head[key]
             pad = torch.full((length - len(values),), fill, dtype=torch.long)
             columns[key].append(torch.cat([values, pad]))
+        slots = torch.full((num_groups, per_group), identity, dtype=torch.long)
+        mine = head["group_slots"]
+        slots[: mine.shape[0], : mine.shape[1]] = torch.where(mine < 0, identity, mine)
+        columns["group_slots"].append(slots)
     stacked = {key: torch.stack(values) for key, values in columns.items()}
     for key in ("owner", "start", "end", "dest", "partners"):
         stacked[key] = stacked[key].to(torch.int32)
-    return SegmentTable(**stacked, padded=not same)
+    return SegmentTable(**stacked, num_slots=identity, padded=not same)
 
 
 def _head_segments(allowed: torch.Tensor, max_partners: int) -> dict[str, torch.Tensor]:
@@ -105,21 +113,27 @@ def _head_segments(allowed: torch.Tensor, max_partners: int) -> dict[str, torch.
     split = pieces[owner] > 1
     dest = torch.full_like(owner, -1)
     dest[split] = torch.arange(int(split.sum()))
+    # Slots of one split owner are consecutive (segments are in owner order): -1 pads a group.
     group_owner = torch.nonzero(pieces > 1).flatten()
-    group_of_owner = torch.full((num_owners,), -1, dtype=torch.long)
-    group_of_owner[group_owner] = torch.arange(len(group_owner))
+    group_pieces = pieces[group_owner]
+    first_slot = torch.cumsum(group_pieces, 0) - group_pieces
+    width = int(group_pieces.max()) if len(group_owner) else 0
+    offsets = torch.arange(width)
+    group_slots = torch.where(
+        offsets < group_pieces[:, None], first_slot[:, None] + offsets, torch.tensor(-1)
+    )
     return {
         "owner": owner,
         "start": start,
         "end": end,
         "dest": dest,
         "partners": partners,
-        "slot_group": group_of_owner[owner[split]],
+        "group_slots": group_slots,
         "group_owner": group_owner,
     }
 
 
 def _same_structure(first: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> bool:
     """Whether two heads need the same segments (only their partner blocks differ)."""
-    keys = ("owner", "start", "end", "dest", "slot_group", "group_owner")
+    keys = ("owner", "start", "end", "dest", "group_slots", "group_owner")
     return all(torch.equal(first[key], other[key]) for key in keys)

@@ -211,15 +211,15 @@ class _Launch:
     def _table_args(self, table: SegmentTable) -> list:  # noqa: ANN401
         return [table.owner, table.start, table.end, table.dest, table.partners, self.heads,
                 self.plan.layout_heads, table.num_segments, table.partners.shape[1],
-                table.num_slots, self.num_padded]  # fmt: skip
+                table.num_slots + 1, self.num_padded]  # fmt: skip
 
     def _grid(self, table: SegmentTable) -> tuple[int, int]:
         return (table.num_segments, self.batch_heads)
 
-    def _parts(self, table: SegmentTable, *trailing: int) -> torch.Tensor:
-        shape = (self.batch_heads, max(1, table.num_slots), self.block, *trailing)
-        # zeros: a head with fewer split owners than another leaves some of its slots unwritten
-        return torch.zeros(shape, dtype=torch.float32, device=self.q.device)
+    def _parts(self, table: SegmentTable, *trailing: int, fill: float = 0.0) -> torch.Tensor:
+        """Scratch slots, all at the merge's identity: slots a head does not write stay so."""
+        shape = (self.batch_heads, table.num_slots + 1, self.block, *trailing)
+        return torch.full(shape, fill, dtype=torch.float32, device=self.q.device)
 
     def _real(self) -> torch.Tensor:
         return self.q if self.real is None else self.real  # any pointer when HAS_MASK is off
@@ -228,7 +228,8 @@ class _Launch:
         rows = self.plan.rows
         out = torch.empty_like(self.q)
         lse = torch.empty(self.batch_heads, self.num_padded, dtype=torch.float32, device=k.device)
-        out_part, lse_part = self._parts(rows, self.head_dim), self._parts(rows)
+        out_part = self._parts(rows, self.head_dim)
+        lse_part = self._parts(rows, fill=float("-inf"))
         self.kernels.forward_kernel[self._grid(rows)](
             self.q, k, v, out, lse, out_part, lse_part, self._real(), *self._table_args(rows),
             self.scale * LOG2E, **self.options,
@@ -241,18 +242,13 @@ class _Launch:
 
     def _merge_rows(self, out, lse, out_part, lse_part) -> None:  # noqa: ANN001
         """Combine the partial softmaxes of split (global) rows through their log-sum-exps."""
-        rows = self.plan.rows
-        slot_group, group_owner = rows.slot_group[0], rows.group_owner[0]
-        num_groups = group_owner.numel()
-        shape = (self.batch_heads, num_groups, self.block)
-        index = slot_group.view(1, -1, 1).expand_as(lse_part)
-        row_max = torch.full(shape, float("-inf"), device=lse.device)
-        row_max = row_max.scatter_reduce(1, index, lse_part, "amax")
+        group_slots, group_owner = self.plan.rows.group_slots[0], self.plan.rows.group_owner[0]
+        lse_parts = lse_part[:, group_slots]  # [BH, groups, slots, block]
+        row_max = lse_parts.amax(dim=2)
         row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)
-        weight = torch.exp2(lse_part - row_max[:, slot_group])
-        total = torch.zeros(shape, device=lse.device).index_add_(1, slot_group, weight)
-        merged = torch.zeros(*shape, self.head_dim, device=lse.device)
-        merged.index_add_(1, slot_group, weight[..., None] * out_part)
+        weight = torch.exp2(lse_parts - row_max[:, :, None])
+        total = weight.sum(dim=2)
+        merged = (weight[..., None] * out_part[:, group_slots]).sum(dim=2)
         has_key = total > 0
         merged = merged / torch.where(has_key, total, 1.0)[..., None]
         merged_lse = torch.where(
@@ -284,13 +280,15 @@ class _Launch:
         return dq, dk, dv
 
     def _add_parts(self, grad: torch.Tensor, part: torch.Tensor, table: SegmentTable) -> None:
-        """Sum the partial gradients of split owners in fp32, then add them to their blocks."""
-        slot_group = table.slot_group[self.layout_head]  # [BH, slots]
+        """Sum the partial gradients of split owners in fp32, then add them to their blocks.
+
+        Plain sums over each group's slots, not scatter-adds, keep gradients deterministic; the
+        index_add below has one real contribution per block (padding groups add exact zeros).
+        """
+        group_slots = table.group_slots[self.layout_head]  # [BH, groups, slots]
         group_owner = table.group_owner[self.layout_head]  # [BH, groups]
-        num_groups = group_owner.shape[1]
-        sums = torch.zeros(self.batch_heads, num_groups, self.block, self.head_dim,
-                           device=grad.device)  # fmt: skip
-        sums.scatter_add_(1, slot_group[:, :, None, None].expand_as(part), part)
-        offsets = torch.arange(self.batch_heads, device=grad.device)[:, None] * self.num_blocks
+        rows = torch.arange(self.batch_heads, device=grad.device)
+        sums = part[rows[:, None, None], group_slots].sum(dim=2)  # [BH, groups, block, d]
         flat = grad.view(self.batch_heads * self.num_blocks, self.block, self.head_dim)
-        flat.index_add_(0, (group_owner + offsets).flatten(), sums.flatten(0, 1).to(grad.dtype))
+        targets = (group_owner + rows[:, None] * self.num_blocks).flatten()
+        flat.index_add_(0, targets, sums.flatten(0, 1).to(grad.dtype))
