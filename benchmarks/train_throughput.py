@@ -6,6 +6,8 @@ Models, all randomly initialised from configs (nothing is downloaded), same widt
   ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
   ours_plain / ours_balanced   `ours` with backend `flex`, plain or balanced layout (CUDA only)
   ours_triton   `ours` with backend `triton` (the project's Triton kernels; CUDA only)
+  ours_compiled / ours_triton_compiled   the same under torch.compile (attention excluded from
+                the graphs: it calls its own kernels), to measure what fusing the rest gains
   hf_bigbird    transformers BigBirdForSequenceClassification (block_sparse, block 64, 3 random)
   hf_bert_sdpa  transformers BertForSequenceClassification with attn_implementation="sdpa"
 
@@ -29,7 +31,15 @@ import time
 from pathlib import Path
 
 MODELS = (
-    "ours", "ours_dense", "ours_plain", "ours_balanced", "ours_triton", "hf_bigbird", "hf_bert_sdpa"
+    "ours",
+    "ours_dense",
+    "ours_plain",
+    "ours_balanced",
+    "ours_triton",
+    "ours_compiled",
+    "ours_triton_compiled",
+    "hf_bigbird",
+    "hf_bert_sdpa",
 )
 DEFAULT_MODELS = ("ours", "ours_dense", "hf_bigbird", "hf_bert_sdpa")
 SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
@@ -76,6 +86,8 @@ def _build(name: str, size: str, n: int):
 
     hidden, layers, heads, intermediate = SIZES[size]
     if name.startswith("ours"):
+        compiled = name.endswith("_compiled")
+        name = name.removesuffix("_compiled")
         from bigbird_genomics.attention import flex
         from bigbird_genomics.model.network import GenomicsModel
 
@@ -103,9 +115,18 @@ def _build(name: str, size: str, n: int):
             "max_tokens": n,
         }
         model = GenomicsModel(encoder, attention, "binary", 1)
+        forward = model
+        if compiled:
+            from bigbird_genomics.model import encoder as encoder_module
+
+            # this worker process only: attention stays eager, the rest is compiled and fused
+            encoder_module.bigbird_attention = torch.compiler.disable(
+                encoder_module.bigbird_attention
+            )
+            forward = torch.compile(model)
 
         def step(tokens, mask, labels):
-            logits = model(tokens, mask)
+            logits = forward(tokens, mask)
             return torch.nn.functional.binary_cross_entropy_with_logits(
                 logits[:, 0], labels.float()
             )

@@ -71,13 +71,15 @@ def verified(device: torch.device, dtype: torch.dtype, block_size: int, head_dim
     config = SparsityConfig(block_size=block_size, random_per_head=True, seed=11, backend="triton")
     generator = torch.Generator().manual_seed(0)
     shape = (2, 2, num_blocks * block_size - block_size // 2, head_dim)
-    inputs = [torch.randn(shape, generator=generator).to(device) for _ in range(4)]
-    padding = torch.ones(shape[0], shape[2], dtype=torch.bool, device=device)
-    padding[1, shape[2] // 3 :] = False
     try:
+        # Also when first called under inference_mode or no_grad (say, by predict): the check
+        # makes its own ordinary tensors and differentiates through them.
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(
             device.type, enabled=False
         ):
+            inputs = [torch.randn(shape, generator=generator).to(device) for _ in range(4)]
+            padding = torch.ones(shape[0], shape[2], dtype=torch.bool, device=device)
+            padding[1, shape[2] // 3 :] = False
             for key_padding_mask in (None, padding):
                 got = _outputs_and_grads(
                     triton_bigbird_attention, inputs, dtype, config, key_padding_mask
