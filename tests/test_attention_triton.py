@@ -126,6 +126,33 @@ def test_triton_kernels_match_masked_sdpa_outputs_and_gradients(
         torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_triton_heads_with_different_column_segments(
+    interpreted: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 heads whose key columns split differently: dummy segments and padding groups."""
+    monkeypatch.setattr(segments, "SEGMENT_BLOCKS", 6)
+    config = SparsityConfig(block_size=16, seed=0, random_per_head=True, backend="triton")
+    num_tokens = 20 * 16 - 5
+    plan = triton_backend.triton_plan(20, config, 0, None, 3, torch.device("cpu"))
+    columns = plan.columns
+    dummies = ((columns.start == columns.end) & (columns.dest >= 0)).sum(dim=1)
+    padding_groups = (columns.group_slots == columns.num_slots).all(dim=2).sum(dim=1)
+    assert columns.padded and dummies.any() and padding_groups.any()
+    generator = torch.Generator().manual_seed(0)
+    q, k, v, weights = (torch.randn(2, 3, num_tokens, 16, generator=generator) for _ in range(4))
+    key_padding_mask = torch.ones(2, num_tokens, dtype=torch.bool)
+    key_padding_mask[1, num_tokens // 3 :] = False
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_triton_rows_without_keys_are_zero_with_zero_gradients(interpreted: None) -> None:
     config = SparsityConfig(block_size=16, backend="triton")
     q, k, v, weights = make_inputs(64, 0, head_dim=16)
@@ -201,7 +228,7 @@ def test_a_failed_check_warns_and_keeps_auto_off_the_kernels(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_triton_is_bitwise_deterministic() -> None:
-    """No atomic adds anywhere: two runs give identical bits (outputs and gradients)."""
+    """Merges by plain reductions, one contribution per index_add target: identical bits."""
     config = SparsityConfig(random_per_head=True, backend="triton")
     q, k, v, weights = (x.cuda().bfloat16() for x in make_inputs(8192, 5, head_dim=64))
     runs = [

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from bigbird_genomics.attention import segments
 from bigbird_genomics.attention.config import SparsityConfig
@@ -59,40 +60,41 @@ def unsupported_reason(q: torch.Tensor, config: SparsityConfig) -> str | None:
 
 @cache
 def verified(device: torch.device, dtype: torch.dtype, block_size: int, head_dim: int) -> bool:
-    """Whether the kernels reproduce the `block` backend on this device (checked once each).
+    """Whether the kernels reproduce the dense reference on this device (checked once each).
 
     `auto` only picks kernels that passed this check on the machine at hand, so a Triton or
     driver version that miscompiles them costs speed (`block` is used), never correctness. The
-    check covers padding, per-head random blocks and split global rows and columns.
+    kernels are compiled once per dtype, block size, head size and masking (integer arguments
+    are not specialised), and the check runs both masking variants: a whole number of blocks
+    with one shared layout, and a padded batch with per-head random blocks; both split global
+    rows and columns.
     """
-    from bigbird_genomics.attention.block import block_attention
+    from bigbird_genomics.attention.dense import dense_attention
 
     num_blocks = 2 * segments.SEGMENT_BLOCKS + 8  # global rows and columns split into 3 segments
-    config = SparsityConfig(block_size=block_size, random_per_head=True, seed=11, backend="triton")
     generator = torch.Generator().manual_seed(0)
-    shape = (2, 2, num_blocks * block_size - block_size // 2, head_dim)
     try:
         # Also when first called under inference_mode or no_grad (say, by predict): the check
         # makes its own ordinary tensors and differentiates through them.
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(
             device.type, enabled=False
         ):
-            inputs = [torch.randn(shape, generator=generator).to(device) for _ in range(4)]
-            padding = torch.ones(shape[0], shape[2], dtype=torch.bool, device=device)
-            padding[1, shape[2] // 3 :] = False
-            for key_padding_mask in (None, padding):
-                got = _outputs_and_grads(
-                    triton_bigbird_attention, inputs, dtype, config, key_padding_mask
-                )
-                reference = replace(config, backend="block")
-                want = _outputs_and_grads(
-                    block_attention, inputs, torch.float32, reference, key_padding_mask
-                )
+            for padded in (False, True):
+                num_tokens = num_blocks * block_size - (block_size // 2 if padded else 0)
+                shape = (2, 2, num_tokens, head_dim)
+                inputs = [torch.randn(shape, generator=generator).to(device) for _ in range(4)]
+                mask = None
+                if padded:
+                    mask = torch.ones(2, num_tokens, dtype=torch.bool, device=device)
+                    mask[1, num_tokens // 3 :] = False
+                config = SparsityConfig(block_size=block_size, random_per_head=padded, seed=11)
+                got = _outputs_and_grads(triton_bigbird_attention, inputs, dtype, config, mask)
+                want = _outputs_and_grads(dense_attention, inputs, torch.float64, config, mask)
                 names = ("out", "dq", "dk", "dv")
                 for name, got_tensor, want_tensor in zip(names, got, want, strict=True):
                     scale = float(want_tensor.abs().max()) or 1.0
                     tolerance = (1e-4 if dtype == torch.float32 else 3e-2) * scale
-                    error = float((got_tensor.float() - want_tensor).abs().max())
+                    error = float((got_tensor.double() - want_tensor).abs().max())
                     if not error <= tolerance:  # also catches NaN
                         raise AssertionError(f"{name} differs by {error:.3g} (> {tolerance:.3g})")
     except Exception as problem:  # noqa: BLE001 - any failure means: do not use the kernels
@@ -107,9 +109,9 @@ def verified(device: torch.device, dtype: torch.dtype, block_size: int, head_dim
 
 
 def _outputs_and_grads(function, inputs, dtype, config, key_padding_mask):  # noqa: ANN001, ANN202
-    q, k, v = (x.to(dtype).requires_grad_(True) for x in inputs[:3])
+    q, k, v = (x.detach().to(dtype).requires_grad_(True) for x in inputs[:3])
     out = function(q, k, v, config, key_padding_mask=key_padding_mask)
-    (out.float() * inputs[3]).sum().backward()
+    (out * inputs[3].to(dtype)).sum().backward()
     return out.detach(), q.grad, k.grad, v.grad
 
 
@@ -175,26 +177,29 @@ class _TritonAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, real, plan, heads, block):  # noqa: ANN001, ANN205
         launch = _Launch(q, real, plan, heads, block)
-        out, lse = launch.forward(k, v)
+        out, lse = launch.forward(q, k, v)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.launch = launch
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, d_out):  # noqa: ANN001, ANN205
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = ctx.launch.backward(k, v, out, lse, d_out.contiguous())
+        dq, dk, dv = ctx.launch.backward(q, k, v, out, lse, d_out.contiguous())
         return dq, dk, dv, None, None, None, None
 
 
 class _Launch:
-    """Kernel arguments shared by the three passes of one attention call."""
+    """Kernel arguments shared by the three passes of one attention call (no activations: the
+    backward gets q, k, v, out and lse from autograd's saved tensors)."""
 
     def __init__(self, q, real, plan: TritonPlan, heads: int, block: int) -> None:  # noqa: ANN001
         from bigbird_genomics.attention import triton_kernels
 
         self.kernels = triton_kernels
-        self.q, self.real, self.plan, self.heads, self.block = q, real, plan, heads, block
+        self.real, self.plan, self.heads, self.block = real, plan, heads, block
+        self.device = q.device
         self.batch_heads, self.num_padded, self.head_dim = q.shape
         self.num_blocks = self.num_padded // block
         self.scale = 1.0 / math.sqrt(self.head_dim)
@@ -215,25 +220,25 @@ class _Launch:
                 self.plan.layout_heads, table.num_segments, table.partners.shape[1],
                 table.num_slots + 1, self.num_padded]  # fmt: skip
 
-    def _grid(self, table: SegmentTable) -> tuple[int, int]:
-        return (table.num_segments, self.batch_heads)
+    def _grid(self, table: SegmentTable) -> tuple[int]:
+        return (table.num_segments * self.batch_heads,)
 
     def _parts(self, table: SegmentTable, *trailing: int, fill: float = 0.0) -> torch.Tensor:
         """Scratch slots, all at the merge's identity: slots a head does not write stay so."""
         shape = (self.batch_heads, table.num_slots + 1, self.block, *trailing)
-        return torch.full(shape, fill, dtype=torch.float32, device=self.q.device)
+        return torch.full(shape, fill, dtype=torch.float32, device=self.device)
 
-    def _real(self) -> torch.Tensor:
-        return self.q if self.real is None else self.real  # any pointer when HAS_MASK is off
+    def _real(self, fallback: torch.Tensor) -> torch.Tensor:
+        return fallback if self.real is None else self.real  # any pointer when HAS_MASK is off
 
-    def forward(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
         rows = self.plan.rows
-        out = torch.empty_like(self.q)
+        out = torch.empty_like(q)
         lse = torch.empty(self.batch_heads, self.num_padded, dtype=torch.float32, device=k.device)
         out_part = self._parts(rows, self.head_dim)
         lse_part = self._parts(rows, fill=float("-inf"))
         self.kernels.forward_kernel[self._grid(rows)](
-            self.q, k, v, out, lse, out_part, lse_part, self._real(), *self._table_args(rows),
+            q, k, v, out, lse, out_part, lse_part, self._real(q), *self._table_args(rows),
             self.scale * LOG2E, **self.options,
         )  # fmt: skip
         if rows.num_slots:
@@ -260,19 +265,19 @@ class _Launch:
         blocks[:, group_owner] = merged.to(out.dtype)
         lse.view(self.batch_heads, self.num_blocks, self.block)[:, group_owner] = merged_lse
 
-    def backward(self, k, v, out, lse, d_out) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    def backward(self, q, k, v, out, lse, d_out) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         rows, columns = self.plan.rows, self.plan.columns
         delta = (d_out.float() * out.float()).sum(dim=-1)
-        dq = torch.zeros_like(self.q)
+        dq = torch.zeros_like(q)
         dq_part = self._parts(rows, self.head_dim)
         self.kernels.dq_kernel[self._grid(rows)](
-            self.q, k, v, d_out, lse, delta, dq, dq_part, self._real(), *self._table_args(rows),
+            q, k, v, d_out, lse, delta, dq, dq_part, self._real(q), *self._table_args(rows),
             self.scale * LOG2E, self.scale, **self.options,
         )  # fmt: skip
         dk, dv = torch.zeros_like(k), torch.zeros_like(v)
         dk_part, dv_part = (self._parts(columns, self.head_dim) for _ in range(2))
         self.kernels.dkdv_kernel[self._grid(columns)](
-            self.q, k, v, d_out, lse, delta, dk, dv, dk_part, dv_part, self._real(),
+            q, k, v, d_out, lse, delta, dk, dv, dk_part, dv_part, self._real(q),
             *self._table_args(columns), self.scale * LOG2E, self.scale, **self.options,
         )  # fmt: skip
         for grad, part, table in [(dq, dq_part, rows), (dk, dk_part, columns),
@@ -284,8 +289,9 @@ class _Launch:
     def _add_parts(self, grad: torch.Tensor, part: torch.Tensor, table: SegmentTable) -> None:
         """Sum the partial gradients of split owners in fp32, then add them to their blocks.
 
-        Plain sums over each group's slots, not scatter-adds, keep gradients deterministic; the
-        index_add below has one real contribution per block (padding groups add exact zeros).
+        Plain sums over each group's slots, not scatter-adds, keep gradients deterministic. The
+        index_add below may use atomic adds on CUDA, but each block gets one real contribution
+        (padding groups add exact zeros), so the order cannot change the bits.
         """
         group_slots = table.group_slots[self.layout_head]  # [BH, groups, slots]
         group_owner = table.group_owner[self.layout_head]  # [BH, groups]

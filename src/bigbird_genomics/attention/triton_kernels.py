@@ -3,8 +3,8 @@
 Hand-written because no library kernel takes BigBird's layout as it is: FlexAttention needs
 kernel tiles of 128 tokens here (64-token tiles did not compile with torch 2.11 on an H100, see
 flex_tiles.py), so 64-token BigBird blocks cost it ~2.5x the work; transformers' BigBird
-gathers into dense tensors. Each program owns one segment (segments.py): a 64-token query block
-and <= 16 key blocks (forward, dQ), or a key block and <= 16 query blocks (dK/dV), and runs the
+gathers into dense tensors. Each program owns one segment (segments.py): a query block and
+<= 16 key blocks (forward, dQ), or a key block and <= 16 query blocks (dK/dV), and runs the
 FlashAttention-2 recurrences over them with fp32 accumulation and base-2 exponentials.
 
 Conventions: q, k, v, out, d_out are contiguous [batch*heads, padded tokens, head_dim];
@@ -19,12 +19,22 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+# Integer arguments Triton must not specialise on (it compiles another kernel for a value of 1
+# or a multiple of 16): one compiled kernel per dtype/block/head size/mask serves every layout,
+# so the run-time check in triton_backend.verified() covers every variant `auto` may launch.
+SCALARS = ["num_heads", "layout_heads", "num_segments", "num_entries", "num_slots", "num_padded"]
+
 
 @triton.jit
 def _segment(owner_ptr, start_ptr, end_ptr, dest_ptr, num_heads, layout_heads, num_segments):
-    """(batch*heads index, batch, layout head, owner block, start, end, dest) of this program."""
-    segment = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
+    """(batch*heads index, batch, layout head, owner block, start, end, dest) of this program.
+
+    One flat grid axis of segments x batch*heads (CUDA caps the second and third axes at
+    65535, which a large batch of many heads would pass); neighbouring programs share a head.
+    """
+    program = tl.program_id(0).to(tl.int64)
+    segment = program % num_segments
+    bh = program // num_segments
     layout_head = (bh % num_heads) % layout_heads
     index = layout_head * num_segments + segment
     owner = tl.load(owner_ptr + index).to(tl.int64)
@@ -46,7 +56,7 @@ def _key_scores(q, k, real_ptr, batch, key_block, num_padded, scale_log2,
     return scores
 
 
-@triton.jit
+@triton.jit(do_not_specialize=SCALARS)
 def forward_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, lse_ptr, out_part_ptr, lse_part_ptr, real_ptr,
     owner_ptr, start_ptr, end_ptr, dest_ptr, partners_ptr,
@@ -92,7 +102,7 @@ def forward_kernel(
         tl.store(lse_part_ptr + part + tokens, lse)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=SCALARS)
 def dq_kernel(
     q_ptr, k_ptr, v_ptr, d_out_ptr, lse_ptr, delta_ptr, dq_ptr, dq_part_ptr, real_ptr,
     owner_ptr, start_ptr, end_ptr, dest_ptr, partners_ptr,
@@ -129,7 +139,7 @@ def dq_kernel(
         tl.store(dq_part_ptr + (bh * num_slots + dest) * BLOCK * HEAD_DIM + tile, dq)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=SCALARS)
 def dkdv_kernel(
     q_ptr, k_ptr, v_ptr, d_out_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, dk_part_ptr, dv_part_ptr,
     real_ptr, owner_ptr, start_ptr, end_ptr, dest_ptr, partners_ptr,
