@@ -115,3 +115,23 @@ def test_fsdp_with_norm_clipping_is_refused_naming_the_key() -> None:
         check_static(OmegaConf.to_container(config, resolve=True))
     config.trainer.gradient_clip_val = None
     check_static(OmegaConf.to_container(config, resolve=True))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["attention.backend=triton", "trainer.accelerator=cpu"],
+         r"attention\.backend=triton trains only on CUDA GPUs"),
+        (["attention.backend=flex", "trainer.accelerator=cpu"],
+         r"attention\.backend=flex trains only on CUDA GPUs"),
+        (["trainer=gpu", "attention.backend=triton", "attention.block_size=32",
+          "model.hidden_size=96", "model.num_heads=4"],
+         r"model\.hidden_size / model\.num_heads to be a power of two >= 16, got 24"),
+    ],
+)  # fmt: skip
+def test_cuda_only_attention_backends_are_checked_before_training(
+    overrides: list[str], message: str
+) -> None:
+    config = compose_config([*overrides, "paths.output_dir=/tmp/unused"])
+    with pytest.raises(ConfigError, match=message):
+        check_static(OmegaConf.to_container(config, resolve=True))

@@ -62,6 +62,28 @@ def check_static(cfg: dict[str, Any]) -> None:
     if data["num_workers"] < 0:
         raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
     _check_strategy(cfg["trainer"])
+    _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
+
+
+def _check_backend(sparsity: SparsityConfig, head_dim: int, trainer: dict[str, Any]) -> None:
+    """CUDA-only attention kernels would otherwise fail at the first training step."""
+    if sparsity.backend not in ("triton", "flex"):
+        return
+    accelerator = str(trainer.get("accelerator"))
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        raise ConfigError(
+            f"attention.backend={sparsity.backend} trains only on CUDA GPUs, but "
+            f"trainer.accelerator={accelerator} runs on CPU here; use attention.backend=auto "
+            "(it picks block on CPU)"
+        )
+    if sparsity.backend == "triton":
+        for key, value in (("attention.block_size", sparsity.block_size),
+                           ("model.hidden_size / model.num_heads", head_dim)):  # fmt: skip
+            if value < 16 or value & (value - 1):
+                raise ConfigError(
+                    f"attention.backend=triton needs {key} to be a power of two >= 16, got "
+                    f"{value}; use attention.backend=auto (it falls back to block)"
+                )
 
 
 def _check_strategy(trainer: dict[str, Any]) -> None:
