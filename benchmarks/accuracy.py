@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+DEFAULT_TOKENIZER = "kmer6"
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIGBIRD_GENOMICS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -122,20 +123,40 @@ def run_logged(command: list[str], log: Path, threads: int) -> float:
     return time.perf_counter() - start
 
 
-def tokenized_is_current(tokenized: Path) -> bool:
-    """Whether a tokenized folder was made with this version's 6-mer vocabulary."""
+def tokenizer_settings(name: str) -> tuple[int, int]:
+    """(k, stride) of conf/tokenizer/<name>.yaml, the config the training run will compose."""
+    import yaml
+
+    settings = yaml.safe_load((REPO / "conf" / "tokenizer" / f"{name}.yaml").read_text())
+    return int(settings["k"]), int(settings["stride"])
+
+
+def tokenized_dir(out: Path, task_name: str, tokenizer: str) -> Path:
+    """The default 6-mer data set keeps its old folder name, so built data stay reusable."""
+    suffix = "" if tokenizer == DEFAULT_TOKENIZER else f"_{tokenizer}"
+    return out / "data" / task_name / f"tokenized{suffix}"
+
+
+def tokenized_is_current(tokenized: Path, k: int, stride: int) -> bool:
+    """Whether a tokenized folder was made with this version's vocabulary for (k, stride)."""
     from bigbird_genomics.kmers import KmerTokenizer
 
     meta = json.loads((tokenized / "meta.json").read_text())
-    return meta.get("vocab_hash") == KmerTokenizer(k=6, stride=1).vocab_hash
+    return meta.get("vocab_hash") == KmerTokenizer(k=k, stride=stride).vocab_hash and (
+        meta.get("stride", stride) == stride
+    )
 
 
-def ensure_tokenized(fasta: Path, tokenized: Path, max_tokens: int, threads: int) -> None:
+def ensure_tokenized(
+    fasta: Path, tokenized: Path, max_tokens: int, threads: int, tokenizer: str
+) -> None:
     """`bigbird-genomics tokenize` into `tokenized` unless a current data set is already there."""
-    if tokenized.exists() and not tokenized_is_current(tokenized):
+    k, stride = tokenizer_settings(tokenizer)
+    if tokenized.exists() and not tokenized_is_current(tokenized, k, stride):
         shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
     if not tokenized.exists():
         command = ["tokenize", "--fasta", str(fasta), "--max-tokens", str(max_tokens)]
+        command += ["--k", str(k), "--stride", str(stride)]
         run_logged(
             cli_command() + command + ["--out", str(tokenized)],
             tokenized.parent / "tokenize.log",
@@ -143,17 +164,17 @@ def ensure_tokenized(fasta: Path, tokenized: Path, max_tokens: int, threads: int
         )
 
 
-def prepare(task: Task, out: Path, threads: int) -> tuple[Path, Path]:
+def prepare(task: Task, out: Path, threads: int, tokenizer: str) -> tuple[Path, Path]:
     """Build and tokenize once; later calls reuse the folders."""
     data = out / "data" / task.name
-    fasta, tokenized = data / task.fasta, data / "tokenized"
+    fasta, tokenized = data / task.fasta, tokenized_dir(out, task.name, tokenizer)
     if not fasta.exists():
         run_logged(
             cli_command() + [a.replace("{out}", str(data)) for a in task.build],
             data / "build.log",
             threads,
         )
-    ensure_tokenized(fasta, tokenized, task.max_tokens, threads)
+    ensure_tokenized(fasta, tokenized, task.max_tokens, threads, tokenizer)
     return fasta, tokenized
 
 
@@ -193,6 +214,7 @@ def train_and_evaluate(
 ) -> dict[str, float]:
     """One training run with the project's CLI, scored on the test split by `evaluate`."""
     overrides = ["task=promoter", f"task.name={task.name}", f"model={args.model}", f"seed={seed}"]
+    overrides.append(f"tokenizer={args.tokenizer}")
     flat, seconds = train_then_evaluate(
         overrides, tokenized, run_dir, run_dir.parent / run_dir.name, args
     )
@@ -337,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--model", default="small", help="conf/model/<name>.yaml")
     parser.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        help="conf/tokenizer/<name>.yaml for BigBird (e.g. kmer6_nonoverlap: 6x fewer tokens)",
+    )
+    parser.add_argument(
         "--max-minutes", type=float, default=30.0, help="training time limit per run"
     )
     parser.add_argument("--max-epochs", type=int, default=20)
@@ -371,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     for name in args.tasks:
         task = TASKS[name]
-        fasta, tokenized = prepare(task, args.out, args.threads)
+        fasta, tokenized = prepare(task, args.out, args.threads, args.tokenizer)
         sequences, labels, splits = read_labelled(fasta)
         kmers = [] if args.no_baselines else args.kmer
         entry = {
@@ -392,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def run(name_seed: tuple[str, int]) -> dict:
             name, seed = name_seed
-            tokenized = args.out / "data" / name / "tokenized"
+            tokenized = tokenized_dir(args.out, name, args.tokenizer)
             run_dir = args.out / "runs" / name / f"seed{seed}"
             try:
                 metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
