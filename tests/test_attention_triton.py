@@ -93,6 +93,27 @@ def interpreted(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     triton_backend.triton_plan.cache_clear()
 
 
+def assert_matches_oracle(
+    config: SparsityConfig,
+    inputs: tuple[torch.Tensor, ...],
+    key_padding_mask: torch.Tensor | None,
+    layer_index: int = 0,
+) -> None:
+    """Outputs and q/k/v gradients of `config`'s backend against the masked-SDPA oracle."""
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(
+            q, k, v, config, layer_index=layer_index, key_padding_mask=key_padding_mask
+        ),
+        *inputs,
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask, layer_index=layer_index),
+        *inputs,
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
 INTERPRETER_CASES = [
     # (tokens, block_size, padding, seed, random_per_head)
     (256, 16, "none", 0, False),
@@ -110,20 +131,8 @@ def test_triton_kernels_match_masked_sdpa_outputs_and_gradients(
     config = SparsityConfig(
         block_size=block_size, seed=seed, random_per_head=per_head, backend="triton"
     )
-    q, k, v, weights = make_inputs(num_tokens, seed, head_dim=16)
-    key_padding_mask = padding_mask(num_tokens, padding)
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(
-            q, k, v, config, layer_index=2, key_padding_mask=key_padding_mask
-        ),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask, layer_index=2),
-        q, k, v, weights,
-    )  # fmt: skip
-    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
-        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
+    inputs = make_inputs(num_tokens, seed, head_dim=16)
+    assert_matches_oracle(config, inputs, padding_mask(num_tokens, padding), layer_index=2)
 
 
 def test_triton_heads_with_different_column_segments(
@@ -142,15 +151,7 @@ def test_triton_heads_with_different_column_segments(
     q, k, v, weights = (torch.randn(2, 3, num_tokens, 16, generator=generator) for _ in range(4))
     key_padding_mask = torch.ones(2, num_tokens, dtype=torch.bool)
     key_padding_mask[1, num_tokens // 3 :] = False
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
-    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
-        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-5, rtol=1e-4, msg=name)
+    assert_matches_oracle(config, (q, k, v, weights), key_padding_mask)
 
 
 def test_triton_rows_without_keys_are_zero_with_zero_gradients(interpreted: None) -> None:

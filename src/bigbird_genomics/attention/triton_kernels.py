@@ -102,6 +102,19 @@ def forward_kernel(
         tl.store(lse_part_ptr + part + tokens, lse)
 
 
+@triton.jit
+def _query_side(q_ptr, d_out_ptr, lse_ptr, delta_ptr, bh, query_block, num_padded,
+                BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):  # fmt: skip
+    """What the backward needs of one query block: q, dO, its lse and delta = rowsum(dO * O)."""
+    tokens = tl.arange(0, BLOCK)
+    tile = tokens[:, None] * HEAD_DIM + tl.arange(0, HEAD_DIM)[None, :]
+    offset = (bh * num_padded + query_block * BLOCK) * HEAD_DIM
+    rows = bh * num_padded + query_block * BLOCK + tokens
+    q = tl.load(q_ptr + offset + tile)
+    d_out = tl.load(d_out_ptr + offset + tile)
+    return q, d_out, tl.load(lse_ptr + rows), tl.load(delta_ptr + rows)
+
+
 @triton.jit(do_not_specialize=SCALARS)
 def dq_kernel(
     q_ptr, k_ptr, v_ptr, d_out_ptr, lse_ptr, delta_ptr, dq_ptr, dq_part_ptr, real_ptr,
@@ -115,11 +128,8 @@ def dq_kernel(
     tokens = tl.arange(0, BLOCK)
     tile = tokens[:, None] * HEAD_DIM + tl.arange(0, HEAD_DIM)[None, :]
     base = bh * num_padded * HEAD_DIM
-    q = tl.load(q_ptr + base + query_block * BLOCK * HEAD_DIM + tile)
-    d_out = tl.load(d_out_ptr + base + query_block * BLOCK * HEAD_DIM + tile)
-    rows = bh * num_padded + query_block * BLOCK + tokens
-    lse = tl.load(lse_ptr + rows)
-    delta = tl.load(delta_ptr + rows)
+    q, d_out, lse, delta = _query_side(q_ptr, d_out_ptr, lse_ptr, delta_ptr, bh, query_block,
+                                       num_padded, BLOCK, HEAD_DIM)  # fmt: skip
     dq = tl.zeros([BLOCK, HEAD_DIM], tl.float32)
     for entry in range(start, end):
         key_block = tl.load(partners_ptr + layout_head * num_entries + entry).to(tl.int64)
@@ -158,11 +168,8 @@ def dkdv_kernel(
     dv = tl.zeros([BLOCK, HEAD_DIM], tl.float32)
     for entry in range(start, end):
         query_block = tl.load(partners_ptr + layout_head * num_entries + entry).to(tl.int64)
-        q = tl.load(q_ptr + base + query_block * BLOCK * HEAD_DIM + tile)
-        d_out = tl.load(d_out_ptr + base + query_block * BLOCK * HEAD_DIM + tile)
-        rows = bh * num_padded + query_block * BLOCK + tokens
-        lse = tl.load(lse_ptr + rows)
-        delta = tl.load(delta_ptr + rows)
+        q, d_out, lse, delta = _query_side(q_ptr, d_out_ptr, lse_ptr, delta_ptr, bh, query_block,
+                                           num_padded, BLOCK, HEAD_DIM)  # fmt: skip
         scores = _key_scores(q, k, real_ptr, batch, key_block, num_padded, scale_log2,
                              BLOCK, HAS_MASK, PRECISION)  # fmt: skip
         probs = tl.math.exp2(scores - lse[:, None])  # [queries, keys]
