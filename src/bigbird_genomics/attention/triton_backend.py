@@ -211,9 +211,6 @@ class _Launch:
             "PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
             **({} if interpreting() else LAUNCH),
         }
-        # Layout head of each batch*heads row: heads share layout 0 unless random_per_head.
-        rows = torch.arange(self.batch_heads, device=q.device)
-        self.layout_head = rows % heads % plan.layout_heads
 
     def _table_args(self, table: SegmentTable) -> list:  # noqa: ANN401
         return [table.owner, table.start, table.end, table.dest, table.partners, self.heads,
@@ -293,9 +290,11 @@ class _Launch:
         index_add below may use atomic adds on CUDA, but each block gets one real contribution
         (padding groups add exact zeros), so the order cannot change the bits.
         """
-        group_slots = table.group_slots[self.layout_head]  # [BH, groups, slots]
-        group_owner = table.group_owner[self.layout_head]  # [BH, groups]
         rows = torch.arange(self.batch_heads, device=grad.device)
+        # Layout head of each batch*heads row: heads share layout 0 unless random_per_head.
+        layout_head = rows % self.heads % self.plan.layout_heads
+        group_slots = table.group_slots[layout_head]  # [BH, groups, slots]
+        group_owner = table.group_owner[layout_head]  # [BH, groups]
         sums = part[rows[:, None, None], group_slots].sum(dim=2)  # [BH, groups, block, d]
         flat = grad.view(self.batch_heads * self.num_blocks, self.block, self.head_dim)
         targets = (group_owner + rows[:, None] * self.num_blocks).flatten()
