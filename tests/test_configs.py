@@ -70,10 +70,13 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         ("model.num_heads=3", "model.num_heads"),
         ("task.pooling=max", "task.pooling"),
         ("attention.backend=sparse", "attention.backend"),
+        ("model.stem_kernel=4", "model.stem_kernel"),
+        ("model.stem_pool=2", "model.stem_pool"),
+        ("task=mlm model.stem_kernel=5 model.stem_pool=2", "model.stem_pool"),
     ],
 )
 def test_invalid_values_name_the_key(override: str, key: str, tmp_path: Path) -> None:
-    config = training_config(tmp_path / "run", None, [override])
+    config = training_config(tmp_path / "run", None, override.split())
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL
@@ -123,3 +124,37 @@ def test_random_blocks_redrawn_per_training_step_only_in_training_mode() -> None
     assert torch.allclose(model(tokens, mask), step_7, atol=1e-6)  # a step's layout is seeded
     model.eval()  # the step is ignored outside training
     assert torch.allclose(model(tokens, mask), fixed, atol=1e-6)
+
+
+STEM = {**ENCODER, "stem_kernel": 5, "stem_pool": 4}
+
+
+def _stem_model(pooling: str = "cls", task_type: str = "binary") -> GenomicsModel:
+    torch.manual_seed(0)
+    attention = {**ATTENTION, "num_random_blocks": 0, "num_window_blocks": 7}
+    return GenomicsModel(STEM, attention, task_type, 1, pooling).eval()
+
+
+def test_conv_stem_pools_tokens_and_ignores_batch_padding() -> None:
+    """The stem shortens the sequence by stem_pool and its outputs do not see [PAD]."""
+    tokens = torch.randint(NUM_SPECIAL, 69, (2, 41))
+    tokens[:, 0] = 1
+    tokens[1, 30:] = 0  # a shorter record in the same batch
+    padded = torch.cat([tokens, torch.zeros(2, 23, dtype=torch.long)], dim=1)
+    for pooling in ("cls", "mean"):
+        model = _stem_model(pooling)
+        hidden = model.encoder(tokens, tokens != 0)
+        assert hidden.shape[1] == 1 + 10  # [CLS] + ceil(40 / 4)
+        mask = model.encoder.hidden_mask(tokens != 0)
+        assert mask.shape == hidden.shape[:2]
+        assert mask[1].sum() == 1 + 8  # 29 real k-mers -> ceil(29 / 4) pooled positions
+        torch.testing.assert_close(
+            model(tokens, tokens != 0), model(padded, padded != 0), atol=1e-5, rtol=1e-4
+        )
+    alone = _stem_model()(tokens[1:, :30], tokens[1:, :30] != 0)
+    torch.testing.assert_close(alone, _stem_model()(tokens, tokens != 0)[1:], atol=1e-5, rtol=1e-4)
+
+
+def test_conv_stem_is_refused_for_masked_lm_pooling() -> None:
+    with pytest.raises(ValueError, match=r"model\.stem_pool"):
+        _stem_model(task_type="mlm")

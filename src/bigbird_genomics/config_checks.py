@@ -48,6 +48,7 @@ def check_static(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             "model.hidden_size / model.num_heads must be even (rotary positions rotate pairs)"
         )
+    _check_stem(model, cfg["task"])
     task = cfg["task"]
     if task["type"] not in TASK_TYPES:
         raise ConfigError(f"task.type={task['type']!r} must be one of {', '.join(TASK_TYPES)}")
@@ -63,6 +64,21 @@ def check_static(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
     _check_strategy(cfg["trainer"])
     _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
+
+
+def _check_stem(model: dict[str, Any], task: dict[str, Any]) -> None:
+    kernel, pool = model.get("stem_kernel") or 0, model.get("stem_pool") or 1
+    if kernel < 0 or (kernel and kernel % 2 == 0):
+        raise ConfigError(f"model.stem_kernel={kernel} must be 0 (no stem) or odd")
+    if pool < 1:
+        raise ConfigError(f"model.stem_pool={pool} must be >= 1")
+    if pool > 1 and not kernel:
+        raise ConfigError(f"model.stem_pool={pool} needs a stem: set model.stem_kernel (e.g. 9)")
+    if pool > 1 and task["type"] == "mlm":
+        raise ConfigError(
+            f"model.stem_pool={pool} pools tokens away, but task.type=mlm predicts every token; "
+            "set model.stem_pool=1"
+        )
 
 
 def _check_backend(sparsity: SparsityConfig, head_dim: int, trainer: dict[str, Any]) -> None:

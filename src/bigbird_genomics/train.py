@@ -140,6 +140,8 @@ def build_module(cfg: dict[str, Any], data):
             "rotary_base",
         )
     }
+    model["stem_kernel"] = int(cfg["model"].get("stem_kernel") or 0)
+    model["stem_pool"] = int(cfg["model"].get("stem_pool") or 1)
     model["vocab_size"] = tokenizer.vocab_size
     module = GenomicsModule(
         model=model,

@@ -43,6 +43,11 @@ class GenomicsModel(nn.Module):
         self.pooling = pooling
         self.sparsity = SparsityConfig(**attention)
         self.encoder = Encoder(EncoderConfig(**encoder), self.sparsity)
+        if task_type == "mlm" and self.encoder.config.stem_pool > 1:
+            raise ValueError(
+                "task.type=mlm predicts every token, so it cannot use model.stem_pool > 1 "
+                "(the stem pools tokens away); set model.stem_pool=1"
+            )
         if task_type == "mlm":
             self.head: nn.Module = MaskedLMHead(self.encoder.embedding)
         else:
@@ -53,7 +58,8 @@ class GenomicsModel(nn.Module):
         hidden = self.encoder(tokens, attention_mask)
         if self.task_type == "mlm":
             return self.head(hidden)
-        return self.head(pool(hidden, attention_mask, self.pooling))
+        mask = self.encoder.hidden_mask(attention_mask)
+        return self.head(pool(hidden, mask, self.pooling))
 
     def num_parameters(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())
