@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,28 @@ def test_layout_is_deterministic_per_seed_layer_and_step() -> None:
     # Re-drawing changes only random blocks.
     assert torch.equal(step_3 == GLOBAL, first == GLOBAL)
     assert torch.equal(step_3 == WINDOW, first == WINDOW)
+
+
+@pytest.mark.parametrize(
+    ("num_blocks", "config", "layer_index", "step", "num_heads", "digest"),
+    [
+        (40, SparsityConfig(seed=3, random_per_head=True), 2, None, 3, "512d43b78fff50ac"),
+        (7, SparsityConfig(seed=1), 0, None, 1, "cdab09886e3b651e"),  # too few candidates
+        (64, SparsityConfig(seed=0), 1, 5, 1, "79ee932444f63881"),
+        (9, SparsityConfig(seed=5, num_random_blocks=4, random_per_head=True), 3, 2, 2,
+         "dda2b32ef0fb8f08"),
+    ],
+)
+def test_layouts_match_those_of_earlier_versions(
+    num_blocks: int, config: SparsityConfig, layer_index: int, step: int | None,
+    num_heads: int, digest: str,
+) -> None:
+    """A trained checkpoint is only reproducible if its random blocks never change: these
+    digests were taken from the argsort sampler of the first releases."""
+    layout = block_layout(
+        num_blocks, config, layer_index=layer_index, step=step, num_heads=num_heads
+    )
+    assert hashlib.sha256(layout.numpy().tobytes()).hexdigest()[:16] == digest
 
 
 def test_returned_layout_is_a_copy() -> None:

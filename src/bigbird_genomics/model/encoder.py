@@ -4,9 +4,10 @@ A nanoGPT-sized module on purpose: embedding -> N x (LN -> attention -> residual
 -> residual) -> final LN. Positions are rotary (RoPE): they cost no parameters, so the context
 length is a run-time choice. An optional convolutional stem (`stem_kernel`, `stem_pool`) sits
 between embedding and blocks: it gives the encoder motif detectors from the first step and, with
-pooling, shortens the sequence the attention blocks see (see `ConvStem`). `max_tokens` (context including [CLS]) is the documented maximum:
-the rotary tables are precomputed up to it and the configuration checks refuse longer inputs,
-because a model has only been trained on relative distances below its context.
+pooling, shortens the sequence the attention blocks see (see `ConvStem`). `max_tokens` (context
+including [CLS]) is the documented maximum: the rotary tables are precomputed up to it and the
+configuration checks refuse longer inputs, because a model has only been trained on relative
+distances below its context.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class ConvStem(nn.Module):
     def __init__(self, hidden_size: int, kernel: int, pool: int) -> None:
         super().__init__()
         if kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"model.stem_kernel must be odd and >= 1 (or 0: no stem), got {kernel}")
+            raise ValueError(f"model.stem_kernel must be odd (or 0: no stem), got {kernel}")
         if pool < 1:
             raise ValueError(f"model.stem_pool must be >= 1, got {pool}")
         self.pool = pool
