@@ -96,6 +96,14 @@ def test_init_from_copies_the_encoder_only(run_dir: Path, dataset: Path, tmp_pat
     bigger = build_module(other, TokenizedDataset(dataset))
     with pytest.raises(Exception, match="model size"):
         load_encoder_weights(bigger.network, run_dir / "checkpoints" / "best.ckpt")
+    # A stem-less encoder starts a run with a conv stem: all but the fresh stem is copied.
+    stem = training_config(tmp_path / "run3", dataset, [
+        f"model.init_from={run_dir / 'checkpoints' / 'best.ckpt'}", "model.stem_kernel=3",
+        "model.stem_pool=2"])  # fmt: skip
+    stem_network = build_module(stem, TokenizedDataset(dataset)).network
+    for key, value in stem_network.encoder.state_dict().items():
+        if not key.startswith("stem."):
+            torch.testing.assert_close(value, source[f"network.encoder.{key}"])
 
 
 def test_masked_lm_task_trains_and_reports_loss(dataset: Path, tmp_path: Path) -> None:

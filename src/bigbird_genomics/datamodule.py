@@ -9,7 +9,6 @@ which is what makes a resumed run repeat an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bigbird_genomics.kmers import CLS_ID, PAD_ID
+from bigbird_genomics.model.encoder import padded_width
 from bigbird_genomics.tokenized import TokenizedDataset
 
 POOL_BATCHES = 50  # batches per sorting pool: enough to bucket lengths, small enough to mix
@@ -115,15 +115,19 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 class BlockPadCollator:
     """Stack examples into [batch, tokens] padded to a multiple of the block size."""
 
-    def __init__(self, block_size: int, max_tokens: int, pad_token_id: int, task_type: str):
+    def __init__(
+        self, block_size: int, max_tokens: int, pad_token_id: int, task_type: str,
+        stem_pool: int = 1,
+    ) -> None:
         self.block_size = block_size
+        self.stem_pool = stem_pool
         self.max_tokens = max_tokens
         self.pad_token_id = pad_token_id
         self.task_type = task_type
 
     def __call__(self, items: list[tuple[int, np.ndarray, np.ndarray | None]]) -> dict[str, Any]:
         longest = max(len(tokens) for _, tokens, _ in items)
-        width = min(math.ceil(longest / self.block_size) * self.block_size, self.max_tokens)
+        width = min(padded_width(longest, self.block_size, self.stem_pool), self.max_tokens)
         tokens = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
         for row, (_, example, _) in enumerate(items):
             tokens[row, : len(example)] = torch.from_numpy(example[:width])
@@ -155,6 +159,7 @@ class TokenizedDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        stem_pool: int = 1,
     ) -> None:
         super().__init__()
         self.path = Path(dataset)
@@ -167,7 +172,7 @@ class TokenizedDataModule(pl.LightningDataModule):
         self.seed = seed
         self.data = TokenizedDataset(self.path)
         self.tokenizer = self.data.tokenizer
-        self.collate = BlockPadCollator(block_size, max_tokens, PAD_ID, task_type)
+        self.collate = BlockPadCollator(block_size, max_tokens, PAD_ID, task_type, stem_pool)
 
     def split(self, name: str) -> SplitDataset:
         return SplitDataset(self.data, self.data.split_indices(name), CLS_ID)

@@ -6,7 +6,7 @@ The checkpoint's hyper-parameters are plain dicts (see `lightning_module.Genomic
 
 from __future__ import annotations
 
-import math
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,10 @@ import torch
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.kmers import CLS_ID, PAD_ID, KmerTokenizer
+from bigbird_genomics.model.encoder import padded_width
 from bigbird_genomics.model.network import GenomicsModel, num_outputs
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(UserError):
@@ -81,8 +84,9 @@ class LoadedModel:
                 f"an input has {longest - 1} k-mer tokens but the checkpoint's context holds "
                 f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
             )
+        stem_pool = self.network.encoder.config.stem_pool
         widths = np.array(
-            [math.ceil((len(t) + 1) / self.block_size) * self.block_size for t in tokens],
+            [padded_width(len(t) + 1, self.block_size, stem_pool) for t in tokens],
             dtype=np.int64,
         )
         probs = np.zeros((len(tokens), len(self.label_names)), dtype=np.float32)
@@ -158,8 +162,23 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(prefix)
     }
+    source_pool = int(source["model"].get("stem_pool", 1))
+    if source_pool != network.encoder.config.stem_pool:
+        log.warning(
+            "model.init_from=%s was trained with model.stem_pool=%d, this run pools by %d: a "
+            "position now spans a different stretch of DNA, which fine-tuning has to relearn",
+            path, source_pool, network.encoder.config.stem_pool,
+        )
+    # A stem-less encoder (say, pretrained with task=mlm, model=small) may start a run with a
+    # stem (model=small_conv): the stem starts fresh, everything else is copied.
+    fresh_stem = [key for key in network.encoder.state_dict() if key.startswith("stem.")]
+    fresh_stem = [key for key in fresh_stem if key not in state]
+    if fresh_stem:
+        log.info("model.init_from=%s has no conv stem: the stem starts from scratch", path)
     try:
-        network.encoder.load_state_dict(state)
+        missing, unexpected = network.encoder.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - set(fresh_stem):
+            raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
     except RuntimeError as error:
         raise CheckpointError(
             f"model.init_from={path}: its encoder shape differs from model=... of this run "

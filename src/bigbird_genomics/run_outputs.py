@@ -56,9 +56,10 @@ def _finite(values: dict[str, Any]) -> dict[str, float]:
 
 def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule, loggers) -> dict:
     """Evaluate the best checkpoint on val/test and write every run output (rank 0 only)."""
-    from bigbird_genomics.attention import plot_layout
+    from bigbird_genomics.attention import num_blocks_for, plot_layout
     from bigbird_genomics.evaluation import predict_split, split_metrics, write_predictions
     from bigbird_genomics.inference import load_checkpoint
+    from bigbird_genomics.model.encoder import pooled_length
     from bigbird_genomics.training_plots import plot_losses, plot_roc_pr
 
     best = best_checkpoint(trainer, run_dir)
@@ -99,7 +100,8 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
                             plots / "roc.png", plots / "pr.png")
     plot_losses(run_dir / "csv" / "metrics.csv", plots / "loss.png")
     sparsity = module.network.sparsity
-    num_blocks = min(cfg["model"]["max_tokens"] // sparsity.block_size, LAYOUT_MAX_BLOCKS)
+    positions = pooled_length(cfg["model"]["max_tokens"], module.network.encoder.config.stem_pool)
+    num_blocks = min(num_blocks_for(positions, sparsity.block_size), LAYOUT_MAX_BLOCKS)
     plot_layout(num_blocks, sparsity, plots / "attention_layout.png")
     write_json(run_dir / "metrics.json", metrics)
     _log_final(loggers, metrics, plots)

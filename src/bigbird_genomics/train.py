@@ -255,6 +255,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
         eval_batch_size=cfg["data"]["eval_batch_size"],
         num_workers=cfg["data"]["num_workers"],
         seed=int(cfg["seed"]),
+        stem_pool=int(cfg["model"].get("stem_pool") or 1),
     )
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)
