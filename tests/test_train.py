@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from pytorch_lightning.callbacks import Timer
 from training_support import motif_dataset, training_config
 
 from bigbird_genomics.cli import main as cli_main
@@ -130,3 +132,19 @@ def test_run_that_stops_before_its_first_validation(dataset: Path, tmp_path: Pat
     train(config, run)
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert "test" in json.loads((run / "metrics.json").read_text())
+
+
+def test_a_time_limit_that_cuts_the_schedule_is_reported(
+    dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cosine schedule spans max_epochs; a max_time that stops training first leaves it in
+    warm-up (issue #6's first accuracy runs), so the user is told."""
+    module = build_module(training_config(tmp_path / "run", dataset, []), TokenizedDataset(dataset))
+    module._trainer = SimpleNamespace(estimated_stepping_batches=200, callbacks=[])
+    with caplog.at_level("WARNING"):
+        module.configure_optimizers()
+    assert "max_time" not in caplog.text
+    module._trainer.callbacks = [Timer(duration="00:00:30:00")]
+    with caplog.at_level("WARNING"):
+        module.configure_optimizers()
+    assert "trainer.max_time is set" in caplog.text and "200 steps, 20 of warm-up" in caplog.text

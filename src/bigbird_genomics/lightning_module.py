@@ -7,18 +7,22 @@ hyper-parameters, so `torch.load(weights_only=True)` can read a checkpoint and
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import Timer
 from torchmetrics import CatMetric
 
 from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL, KmerTokenizer
 from bigbird_genomics.metrics import compute_metrics
 from bigbird_genomics.model.masking import IGNORE_INDEX, mask_spans
 from bigbird_genomics.model.network import GenomicsModel, num_outputs
+
+log = logging.getLogger(__name__)
 
 
 def probabilities(task_type: str, logits: torch.Tensor) -> torch.Tensor:
@@ -169,6 +173,14 @@ class GenomicsModule(pl.LightningModule):
         if warmup is None:
             warmup = int(total * optim.get("warmup_ratio", 0.1))
         min_lr_ratio = optim.get("min_lr_ratio", 0.1)
+        if any(isinstance(callback, Timer) for callback in self.trainer.callbacks):
+            # Measured in issue #6: 20 epochs under a 30-minute limit stopped inside the warm-up.
+            log.warning(
+                "trainer.max_time is set, but the learning-rate schedule spans "
+                "trainer.max_epochs/max_steps (%d steps, %d of warm-up): if the time limit "
+                "stops training first, the schedule never decays; set max_epochs to what fits",
+                total, warmup,
+            )
 
         def factor(step: int) -> float:
             return warmup_cosine(
