@@ -148,3 +148,18 @@ def test_a_time_limit_that_cuts_the_schedule_is_reported(
     with caplog.at_level("WARNING"):
         module.configure_optimizers()
     assert "trainer.max_time is set" in caplog.text and "200 steps, 20 of warm-up" in caplog.text
+
+
+def test_conv_stem_and_both_strands_train_end_to_end(dataset: Path, tmp_path: Path) -> None:
+    """model=small_conv's options and data.reverse_complement through the whole run: training,
+    checkpoint, evaluation and the loaded model's padding rule."""
+    run = tmp_path / "stem"
+    config = training_config(run, dataset, [
+        "model.stem_kernel=3", "model.stem_pool=2", "data.reverse_complement=true",
+        "trainer.max_epochs=1"])  # fmt: skip
+    metrics = train(config, run)
+    assert np.isfinite(metrics["test"]["auroc"])
+    loaded = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert loaded.network.encoder.config.stem_pool == 2
+    probs = loaded.predict_proba([np.arange(5, 40), np.arange(5, 12)])
+    assert probs.shape == (2, 1) and np.isfinite(probs).all()

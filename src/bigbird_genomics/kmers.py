@@ -137,6 +137,14 @@ class KmerTokenizer:
         """All k-mers in id order (id = index + NUM_SPECIAL)."""
         return ["".join(letters) for letters in product("ACGT", repeat=self.k)]
 
+    def reverse_complement_ids(self) -> np.ndarray:
+        """`table[id]` = id of the reverse complement k-mer; special tokens map to themselves."""
+        codes = np.arange(4**self.k)
+        digits = (codes[:, None] >> (2 * np.arange(self.k))) & 3  # base 4 digits, last base first
+        # A<->T, C<->G is 3 - code in ACGT order; reading the digits last-first reverses.
+        complement = ((3 - digits) << (2 * np.arange(self.k - 1, -1, -1))).sum(axis=1)
+        return np.concatenate([np.arange(NUM_SPECIAL), complement + NUM_SPECIAL])
+
     def vocabulary(self) -> list[str]:
         """Every token string in id order: specials, then k-mers."""
         return list(SPECIAL_TOKENS) + self.kmer_strings()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import Timer
 from torchmetrics import CatMetric
 
+from bigbird_genomics.augment import reverse_complement_rows, strand_flips
 from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL, KmerTokenizer
 from bigbird_genomics.metrics import compute_metrics
 from bigbird_genomics.model.masking import IGNORE_INDEX, mask_spans
@@ -51,6 +52,7 @@ class GenomicsModule(pl.LightningModule):
         tokenizer: dict[str, Any],
         optim: dict[str, Any],
         seed: int = 0,
+        reverse_complement: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -68,6 +70,9 @@ class GenomicsModule(pl.LightningModule):
             "pos_weight", torch.tensor(pos_weight, dtype=torch.float32) if pos_weight else None
         )
         self.kmer = KmerTokenizer.from_dict(tokenizer)
+        self.strand_table = (
+            torch.from_numpy(self.kmer.reverse_complement_ids()) if reverse_complement else None
+        )
         self.val_probs = CatMetric()
         self.val_targets = CatMetric()
 
@@ -113,6 +118,10 @@ class GenomicsModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.network.sparsity.redraw_random_per_step:
             self.network.encoder.set_layout_step(self.global_step)
+        if self.strand_table is not None:
+            flip = strand_flips(self.hparams.seed, self.global_step, len(batch["tokens"]))
+            batch = {**batch, "tokens": reverse_complement_rows(
+                batch["tokens"], batch["attention_mask"], flip, self.strand_table)}  # fmt: skip
         loss, _, _ = self._loss(batch, seed_offset=self.global_step)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(batch["tokens"]))

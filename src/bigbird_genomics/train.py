@@ -150,6 +150,7 @@ def build_module(cfg: dict[str, Any], data):
         tokenizer=tokenizer.to_dict(),
         optim=dict(cfg["optim"]),
         seed=int(cfg["seed"]),
+        reverse_complement=bool(cfg["data"].get("reverse_complement", False)),
     )
     if cfg["model"].get("init_from"):
         copied = load_encoder_weights(module.network, cfg["model"]["init_from"])
