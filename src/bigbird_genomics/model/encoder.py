@@ -139,7 +139,7 @@ def padded_width(num_tokens: int, block_size: int, stem_pool: int = 1) -> int:
     """
     if stem_pool == 1:
         return math.ceil(num_tokens / block_size) * block_size
-    positions = 1 + math.ceil(max(num_tokens - 1, 0) / stem_pool)
+    positions = pooled_length(num_tokens, stem_pool)
     return 1 + (math.ceil(positions / block_size) * block_size - 1) * stem_pool
 
 
