@@ -1,7 +1,8 @@
 """Honest accuracy on real data: the project's own CLI against k-mer logistic regressions.
 
 Builds the data sets with `bigbird-genomics build-promoters` / `build-chromatin`, tokenizes
-them, trains with `bigbird-genomics-train` (model=small by default), scores with
+them, trains with `bigbird-genomics-train` (model=small_conv and each task's epochs and
+overrides by default: `Task.epochs`, `Task.train_overrides`), scores with
 `bigbird-genomics evaluate`, and fits two baselines on the same train/test split:
 k-mer (default 4- and 6-mer) frequency logistic regressions, and one on mono+dinucleotide
 frequencies only, which measures how much a negative recipe leaks through composition.
@@ -40,6 +41,11 @@ class Task:
     build: list[str]  # bigbird-genomics arguments after the command name, {out} = data folder
     fasta: str  # the labelled FASTA the build writes, relative to the data folder
     max_tokens: int
+    # The training recipe (session 4, docs in benchmarks/results/accuracy_small_conv_cpu/):
+    # epochs that fit the 30-minute CPU budget, so the LR schedule decays inside it, and extra
+    # overrides (both strands for TF peaks, which have no strand; promoters do).
+    epochs: int = 2
+    train_overrides: tuple[str, ...] = ()
 
 
 TASKS = {
@@ -84,6 +90,8 @@ TASKS = {
         ],
         "chromatin.fa",
         195,
+        epochs=3,
+        train_overrides=("data.reverse_complement=true",),
     ),
 }
 
@@ -179,18 +187,21 @@ def prepare(task: Task, out: Path, threads: int, tokenizer: str) -> tuple[Path, 
 
 
 def train_then_evaluate(
-    overrides: list[str], tokenized: Path, run_dir: Path, log_prefix: Path, args: argparse.Namespace
+    overrides: list[str], tokenized: Path, run_dir: Path, log_prefix: Path,
+    args: argparse.Namespace, epochs: int | None = None,
 ) -> tuple[dict[str, float], float]:
     """`bigbird-genomics-train` with `overrides` into `run_dir`, then `evaluate` on the test split.
 
-    Returns the test metrics and the training wall time in seconds.
+    `epochs` defaults to `args.max_epochs`. Returns the test metrics and the training wall time
+    in seconds.
     """
+    epochs = args.max_epochs if epochs is None else epochs
     minutes = max(1, int(args.max_minutes))  # Lightning's max_time is DD:HH:MM:SS
     overrides = [
         *overrides,
         f"data.dataset={tokenized}",
         "logger=csv",
-        f"trainer.max_epochs={args.max_epochs}",
+        f"trainer.max_epochs={epochs}",
         f"+trainer.max_time='00:{minutes // 60:02d}:{minutes % 60:02d}:00'",
         f"hydra.run.dir={run_dir}",
         *args.override,
@@ -214,9 +225,10 @@ def train_and_evaluate(
 ) -> dict[str, float]:
     """One training run with the project's CLI, scored on the test split by `evaluate`."""
     overrides = ["task=promoter", f"task.name={task.name}", f"model={args.model}", f"seed={seed}"]
-    overrides.append(f"tokenizer={args.tokenizer}")
+    overrides += [f"tokenizer={args.tokenizer}", *task.train_overrides]
     flat, seconds = train_then_evaluate(
-        overrides, tokenized, run_dir, run_dir.parent / run_dir.name, args
+        overrides, tokenized, run_dir, run_dir.parent / run_dir.name, args,
+        epochs=args.max_epochs or task.epochs,
     )
     return {
         "accuracy": flat["accuracy"],
@@ -357,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--model", default="small", help="conf/model/<name>.yaml")
+    parser.add_argument("--model", default="small_conv", help="conf/model/<name>.yaml")
     parser.add_argument(
         "--tokenizer",
         default=DEFAULT_TOKENIZER,
@@ -366,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-minutes", type=float, default=30.0, help="training time limit per run"
     )
-    parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument(
+        "--max-epochs", type=int, default=None,
+        help="epochs per run (default: each task's, chosen to fit --max-minutes on a CPU)",
+    )
     parser.add_argument(
         "--kmer", type=int, nargs="+", default=[4, 6], help="k of the k-mer LR baselines"
     )
