@@ -25,12 +25,13 @@ def _checkpoint(
     labels=("CTCF", "DNase"),
     max_tokens: int = 64,
     num_layers: int = 1,
+    **model_extra: int,
 ) -> Path:
     """A checkpoint in Lightning's layout (hyper_parameters + state_dict), saved plainly."""
     torch.manual_seed(0)
     task = {"name": "t", "type": task_type, "pooling": "cls", "num_classes": None,
             "label_names": list(labels), "label_groups": {}, "pos_weight": None}
-    model = {**MODEL, "max_tokens": max_tokens, "num_layers": num_layers}
+    model = {**MODEL, "max_tokens": max_tokens, "num_layers": num_layers, **model_extra}
     module = GenomicsModule(model, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3})
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
@@ -53,11 +54,15 @@ def test_loaded_model_contract(tmp_path: Path) -> None:
     assert model.predict_proba([]).shape == (0, 2)
 
 
-def test_score_does_not_depend_on_batch_neighbours(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stem", [{}, {"stem_kernel": 3, "stem_pool": 2}])
+def test_score_does_not_depend_on_batch_neighbours(tmp_path: Path, stem: dict) -> None:
     """16 blocks: the sparse layout depends on the padded length, so records must not be padded
-    by longer neighbours (the last global block and random blocks would move into padding)."""
+    by longer neighbours (the last global block and random blocks would move into padding).
+    With a pooling stem, records of equal pooled block count share a batch unpadded to blocks."""
     # Two layers: with one, the [CLS] output only sees the global first block's own row.
-    model = load_checkpoint(_checkpoint(tmp_path / "m.ckpt", max_tokens=256, num_layers=2))
+    model = load_checkpoint(
+        _checkpoint(tmp_path / "m.ckpt", max_tokens=256, num_layers=2, **stem)
+    )
     rng = np.random.default_rng(1)
     short, other_short, long = (rng.integers(5, 69, size=n) for n in (100, 97, 230))
     together = model.predict_proba([short, long, other_short])

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL
-from bigbird_genomics.model.encoder import RotaryEmbedding, padded_width, pooled_length
+from bigbird_genomics.model.encoder import (
+    RotaryEmbedding,
+    attention_blocks,
+    padded_width,
+    pooled_length,
+)
 from bigbird_genomics.model.masking import IGNORE_INDEX, mask_spans, overlap_reach, span_positions
 from bigbird_genomics.model.network import GenomicsModel
 
@@ -155,17 +160,16 @@ def test_conv_stem_pools_tokens_and_ignores_batch_padding() -> None:
     torch.testing.assert_close(alone, _stem_model()(tokens, tokens != 0)[1:], atol=1e-5, rtol=1e-4)
 
 
-def test_padded_width_gives_the_blocks_whole_blocks() -> None:
-    """Training and prediction pad to this width; with a pooling stem, the *pooled* length must
-    be a block multiple, or one position spills into an extra, almost empty block."""
-    for num_tokens in (1, 2, 17, 64, 65, 296, 509, 510, 4096):
-        assert padded_width(num_tokens, 64) % 64 == 0 and padded_width(num_tokens, 64) >= num_tokens
-        for pool in (2, 4):
-            width = padded_width(num_tokens, 64, pool)
-            assert width >= num_tokens and pooled_length(width, pool) % 64 == 0
-            assert pooled_length(width, pool) - pooled_length(num_tokens, pool) < 64
-    tokens = torch.randint(NUM_SPECIAL, 69, (2, padded_width(30, 16, 4)))
-    assert _stem_model().encoder(tokens, tokens != 0).shape[1] == 16
+def test_padding_rule_with_and_without_a_pooling_stem() -> None:
+    """Without a stem, inputs pad to whole blocks; with one, the input is not padded (the stem
+    would convolve padding) and the attention pads the pooled positions to whole blocks."""
+    for num_tokens in (1, 2, 17, 64, 65, 296, 4096):
+        width = padded_width(num_tokens, 64)
+        assert width % 64 == 0 and num_tokens <= width < num_tokens + 64
+        assert attention_blocks(num_tokens, 64) == width // 64
+        assert padded_width(num_tokens, 64, 4) == num_tokens
+        assert attention_blocks(num_tokens, 64, 4) == -(-pooled_length(num_tokens, 4) // 64)
+    assert pooled_length(296, 4) == 75 and attention_blocks(296, 64, 4) == 2
     cls_only = torch.ones(2, 1, dtype=torch.long)
     assert _stem_model().encoder(cls_only, cls_only != 0).shape == (2, 1, 32)
 

@@ -16,7 +16,7 @@ import torch
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.kmers import CLS_ID, PAD_ID, KmerTokenizer
-from bigbird_genomics.model.encoder import padded_width
+from bigbird_genomics.model.encoder import attention_blocks, padded_width
 from bigbird_genomics.model.network import GenomicsModel, num_outputs
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,16 @@ class LoadedModel:
                 f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
             )
         stem_pool = self.network.encoder.config.stem_pool
-        widths = np.array(
-            [padded_width(len(t) + 1, self.block_size, stem_pool) for t in tokens],
+        blocks = np.array(
+            [attention_blocks(len(t) + 1, self.block_size, stem_pool) for t in tokens],
             dtype=np.int64,
         )
         probs = np.zeros((len(tokens), len(self.label_names)), dtype=np.float32)
-        for width in np.unique(widths):
-            rows = np.flatnonzero(widths == width)
-            probs[rows] = self._score([tokens[row] for row in rows], int(width))
+        for count in np.unique(blocks):
+            rows = np.flatnonzero(blocks == count)
+            longest = max(len(tokens[row]) for row in rows) + 1
+            width = padded_width(longest, self.block_size, stem_pool)
+            probs[rows] = self._score([tokens[row] for row in rows], width)
         return probs
 
     def _score(self, tokens: list[np.ndarray], width: int) -> np.ndarray:
