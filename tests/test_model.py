@@ -170,8 +170,9 @@ def test_padding_rule_with_and_without_a_pooling_stem() -> None:
         assert padded_width(num_tokens, 64, 4) == num_tokens
         assert attention_blocks(num_tokens, 64, 4) == -(-pooled_length(num_tokens, 4) // 64)
     assert pooled_length(296, 4) == 75 and attention_blocks(296, 64, 4) == 2
-    cls_only = torch.ones(2, 1, dtype=torch.long)
+    cls_only = torch.ones(2, 1, dtype=torch.long)  # a record shorter than one k-mer
     assert _stem_model().encoder(cls_only, cls_only != 0).shape == (2, 1, 32)
+    assert _stem_model("mean")(cls_only, cls_only != 0).shape == (2, 1)
 
 
 def test_conv_stem_is_refused_for_masked_lm_pooling() -> None:

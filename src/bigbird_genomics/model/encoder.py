@@ -120,7 +120,7 @@ class ConvStem(nn.Module):
 
     def pool_mask(self, body_mask: torch.Tensor) -> torch.Tensor:
         """A pooled position is real when any token in its window is."""
-        if self.pool == 1:
+        if self.pool == 1 or body_mask.shape[1] == 0:
             return body_mask
         pooled = nn.functional.max_pool1d(
             body_mask.unsqueeze(1).float(), self.pool, ceil_mode=True
