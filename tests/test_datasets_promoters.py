@@ -122,6 +122,35 @@ def test_shared_sequence_stays_in_one_split_and_negatives_follow(tmp_path: Path)
                     assert not any(part in ptext for part in parts)
 
 
+def test_training_only_negatives_leave_val_and_test_unchanged(tmp_path: Path) -> None:
+    """--train-negatives-per-positive 3: three negatives per training positive, one per val/test
+    positive, and val/test (and the first training negatives) identical to a 1:1 build."""
+    rng = np.random.default_rng(5)
+    fasta = _write(tmp_path / "pos.fa", [(f"p{i}", random_bases(rng, 300)) for i in range(40)])
+
+    def build(name: str, extra: list[str]) -> dict[str, tuple[dict, str]]:
+        out = tmp_path / name
+        command = ["build-promoters", "--positives", str(fasta), "--negatives", "deepromoter"]
+        assert main([*command, "--out", str(out), *extra]) == 0
+        return {
+            r.id: (header_fields(r.description), r.sequence.tobytes().decode())
+            for r in read_fasta(out)
+        }
+
+    plain = build("plain.fa", [])
+    more = build("more.fa", ["--train-negatives-per-positive", "3"])
+    assert set(plain) <= set(more)
+    assert all(more[rid] == plain[rid] for rid in plain)
+    for split in ("train", "val", "test"):
+        labels = [int(f["label"]) for f, _ in more.values() if f["split"] == split]
+        ratio = 3 if split == "train" else 1
+        assert labels.count(0) == ratio * labels.count(1) > 0
+    extras = [rid for rid in more if rid not in plain]
+    assert len(extras) == len({more[rid][1] for rid in extras})  # fresh draws, no repeats
+    assert main(["build-promoters", "--positives", str(fasta), "--out", str(tmp_path / "x.fa"),
+                 "--negatives-per-positive", "2", "--train-negatives-per-positive", "1"]) == 2
+
+
 def test_cli_refuses_inconsistent_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

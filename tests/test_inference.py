@@ -25,6 +25,7 @@ def _checkpoint(
     labels=("CTCF", "DNase"),
     max_tokens: int = 64,
     num_layers: int = 1,
+    reverse_complement: bool = False,
     **model_extra: int,
 ) -> Path:
     """A checkpoint in Lightning's layout (hyper_parameters + state_dict), saved plainly."""
@@ -32,7 +33,8 @@ def _checkpoint(
     task = {"name": "t", "type": task_type, "pooling": "cls", "num_classes": None,
             "label_names": list(labels), "label_groups": {}, "pos_weight": None}
     model = {**MODEL, "max_tokens": max_tokens, "num_layers": num_layers, **model_extra}
-    module = GenomicsModule(model, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3})
+    module = GenomicsModule(model, ATTENTION, task, KmerTokenizer(k=3).to_dict(), {"lr": 1e-3},
+                            reverse_complement=reverse_complement)
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
 
@@ -69,6 +71,45 @@ def test_score_does_not_depend_on_batch_neighbours(tmp_path: Path, stem: dict) -
     np.testing.assert_allclose(together[0], model.predict_proba([short])[0], atol=1e-6)
     np.testing.assert_allclose(together[1], model.predict_proba([long])[0], atol=1e-6)
     np.testing.assert_allclose(together[2], model.predict_proba([other_short])[0], atol=1e-6)
+
+
+def test_both_strands_average_the_reverse_complement(tmp_path: Path) -> None:
+    """`strands="both"` is the mean of the record and Biopython's reverse complement of it,
+    tokenized from bases; so a record and its reverse complement score the same."""
+    from Bio.Seq import reverse_complement
+
+    model = load_checkpoint(_checkpoint(tmp_path / "m.ckpt", max_tokens=256, num_layers=2))
+    tokenizer = model.tokenizer
+    rng = np.random.default_rng(3)
+    sequences = ["".join(rng.choice(list("ACGT"), size=n)) for n in (40, 150)]
+    sequences.append("ACGTNNACGTTTGCA" * 6)  # [UNK] k-mers map to themselves
+    forward = [tokenizer.encode(s) for s in sequences]
+    other = [tokenizer.encode(reverse_complement(s)) for s in sequences]
+    both = model.predict_proba(forward, strands="both")
+    expected = (model.predict_proba(forward) + model.predict_proba(other)) / 2
+    np.testing.assert_allclose(both, expected, atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(other, strands="both"), both, atol=1e-6)
+    assert not np.allclose(model.predict_proba(forward), model.predict_proba(other))
+    # reversed views (negative strides) are valid inputs too
+    np.testing.assert_array_equal(
+        model.predict_proba([forward[0][::-1]]), model.predict_proba([forward[0][::-1].copy()])
+    )
+    with pytest.raises(ValueError, match="strands"):
+        model.predict_proba(forward, strands="reverse")
+
+
+def test_evaluation_uses_both_strands_when_trained_on_both(tmp_path: Path) -> None:
+    from bigbird_genomics.evaluation import resolve_strands
+
+    stranded = load_checkpoint(_checkpoint(tmp_path / "a.ckpt"))
+    unstranded = load_checkpoint(_checkpoint(tmp_path / "b.ckpt", reverse_complement=True))
+    assert (stranded.strand_symmetric, unstranded.strand_symmetric) == (False, True)
+    assert resolve_strands(stranded) == "forward"
+    assert resolve_strands(unstranded) == "both"
+    assert resolve_strands(unstranded, "forward") == "forward"
+    assert resolve_strands(stranded, "both") == "both"
+    with pytest.raises(UserError, match="strands"):
+        resolve_strands(stranded, "minus")
 
 
 def test_too_long_input_is_a_user_error(tmp_path: Path) -> None:

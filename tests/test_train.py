@@ -163,3 +163,13 @@ def test_conv_stem_and_both_strands_train_end_to_end(dataset: Path, tmp_path: Pa
     assert loaded.network.encoder.config.stem_pool == 2
     probs = loaded.predict_proba([np.arange(5, 40), np.arange(5, 12)])
     assert probs.shape == (2, 1) and np.isfinite(probs).all()
+    # trained on both strands, so scored on both, at the end of training and by `evaluate`
+    assert metrics["test"]["strands"] == "both"
+    for strands in ("auto", "forward"):
+        out = tmp_path / f"eval_{strands}.json"
+        assert cli_main(["evaluate", "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
+                         "--data", str(dataset), "--out", str(out), "--strands", strands]) == 0
+        evaluated = json.loads(out.read_text())["test"]
+        assert evaluated["strands"] == {"auto": "both"}.get(strands, strands)
+        if strands == "auto":
+            assert evaluated["auroc"] == pytest.approx(metrics["test"]["auroc"], abs=1e-6)

@@ -26,12 +26,34 @@ class SplitPredictions:
     indices: np.ndarray
     probs: np.ndarray
     targets: np.ndarray
+    strands: str = "forward"  # "both": each probability averages the record's two strands
+
+
+STRAND_CHOICES = ("auto", "forward", "both")
+
+
+def resolve_strands(model: LoadedModel, strands: str = "auto") -> str:
+    """`auto`: both strands (averaged) for a model trained on both, else the forward strand."""
+    if strands not in STRAND_CHOICES:
+        raise UserError(f"strands must be one of {', '.join(STRAND_CHOICES)}, got {strands!r}")
+    if strands == "auto":
+        return "both" if model.strand_symmetric else "forward"
+    return strands
 
 
 def predict_split(
-    model: LoadedModel, data: TokenizedDataset, split: str, batch_size: int = 64
+    model: LoadedModel,
+    data: TokenizedDataset,
+    split: str,
+    batch_size: int = 64,
+    strands: str = "auto",
 ) -> SplitPredictions:
-    """Run the model over every example of `split` (sorted by length to pad little)."""
+    """Run the model over every example of `split` (sorted by length to pad little).
+
+    `strands` as in `resolve_strands`: training's final metrics and `evaluate` both use `auto`,
+    so a model trained with `data.reverse_complement=true` is scored on both strands.
+    """
+    strands = resolve_strands(model, strands)
     data.check_tokenizer(model.tokenizer.to_dict())
     indices = np.asarray(data.split_indices(split), dtype=np.int64)
     if len(indices) == 0:
@@ -42,9 +64,9 @@ def predict_split(
     probs = []
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        probs.append(model.predict_proba([data.tokens(int(i)) for i in chunk]))
+        probs.append(model.predict_proba([data.tokens(int(i)) for i in chunk], strands))
     targets = np.stack([np.asarray(data.labels(int(i))) for i in order])
-    return SplitPredictions(split, order, np.concatenate(probs), targets)
+    return SplitPredictions(split, order, np.concatenate(probs), targets, strands)
 
 
 def split_metrics(model: LoadedModel, predictions: SplitPredictions, label_groups=None) -> dict:
@@ -55,7 +77,9 @@ def split_metrics(model: LoadedModel, predictions: SplitPredictions, label_group
     scalars, per_label = compute_metrics(
         model.task_type, predictions.probs, targets, model.label_names, label_groups
     )
-    result: dict = {"num_examples": len(predictions.indices), **scalars}
+    result: dict = {
+        "num_examples": len(predictions.indices), "strands": predictions.strands, **scalars
+    }
     if per_label:
         result["per_label"] = per_label
     return result

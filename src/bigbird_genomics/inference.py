@@ -66,7 +66,29 @@ class LoadedModel:
     hparams: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
-    def predict_proba(self, tokens: list[np.ndarray]) -> np.ndarray:
+    @property
+    def strand_symmetric(self) -> bool:
+        """Trained on both strands (`data.reverse_complement=true`): the task has no strand, so
+        the record and its reverse complement are two readings of one answer."""
+        return bool(self.hparams.get("reverse_complement", False))
+
+    def predict_proba(self, tokens: list[np.ndarray], strands: str = "forward") -> np.ndarray:
+        """Probabilities [batch, labels]; `strands="both"` averages each record's two strands.
+
+        Averaging is test-time augmentation for a model trained on both strands (its two
+        readings are noisy estimates of one label). Genome scanning (`predict`) instead keeps
+        the larger of the two, to find a site on either strand.
+        """
+        if strands not in ("forward", "both"):
+            raise ValueError(f"strands must be 'forward' or 'both', got {strands!r}")
+        probs = self._predict_one_strand(tokens)
+        if strands == "both":
+            table = self.tokenizer.reverse_complement_ids()
+            other = [table[np.asarray(example, dtype=np.int64)[::-1]] for example in tokens]
+            probs = (probs + self._predict_one_strand(other)) / 2
+        return probs
+
+    def _predict_one_strand(self, tokens: list[np.ndarray]) -> np.ndarray:
         """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout.
 
         The sparse layout (which block is the last global one, where random blocks may land) is
@@ -102,7 +124,9 @@ class LoadedModel:
         batch = torch.full((len(tokens), width), PAD_ID, dtype=torch.long)
         batch[:, 0] = CLS_ID
         for row, example in enumerate(tokens):
-            batch[row, 1 : 1 + len(example)] = torch.as_tensor(np.asarray(example, dtype=np.int64))
+            batch[row, 1 : 1 + len(example)] = torch.from_numpy(
+                np.ascontiguousarray(example, dtype=np.int64)  # reversed views too
+            )
         batch = batch.to(self.device)
         with torch.inference_mode():
             logits = self.network(batch, batch != PAD_ID).float()

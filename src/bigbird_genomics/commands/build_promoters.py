@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--negatives-per-positive", type=int, default=1)
     parser.add_argument(
+        "--train-negatives-per-positive",
+        type=int,
+        default=None,
+        help="more negatives for the training split only (deepromoter, dinucleotide): fresh "
+        "draws of the same recipe; val/test keep --negatives-per-positive. Balance the loss "
+        "with task.pos_weight=auto",
+    )
+    parser.add_argument(
         "--min-tss-distance", type=int, default=5000, help="genomic negatives: bp from any TSS"
     )
     parser.add_argument(
@@ -63,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.negatives_per_positive < 1:
         raise UserError(f"--negatives-per-positive must be >= 1, got {args.negatives_per_positive}")
+    train_ratio = args.train_negatives_per_positive
+    if train_ratio is not None and train_ratio < args.negatives_per_positive:
+        raise UserError(
+            f"--train-negatives-per-positive ({train_ratio}) must be at least "
+            f"--negatives-per-positive ({args.negatives_per_positive})"
+        )
     try:
         fractions = parse_fractions(args.split_fractions)
     except ValueError as error:
@@ -89,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             tss_bed=args.tss,
             min_tss_distance=args.min_tss_distance,
             negatives_per_positive=args.negatives_per_positive,
+            train_negatives_per_positive=train_ratio,
             fractions=fractions,
             seed=args.seed,
             shared_k=args.shared_k,

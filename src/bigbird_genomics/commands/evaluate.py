@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", type=Path, default=None, help="per-example TSV")
     parser.add_argument("--plots", type=Path, default=None, help="folder for roc.png / pr.png")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--strands",
+        choices=("auto", "forward", "both"),
+        default="auto",
+        help="both: average each record's two strands (test-time augmentation); auto (default): "
+        "both for a model trained with data.reverse_complement=true, else forward",
+    )
     parser.add_argument("--device", default="cpu")
 
 
@@ -32,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_checkpoint(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
-    predictions = predict_split(model, data, args.split, args.batch_size)
+    predictions = predict_split(model, data, args.split, args.batch_size, args.strands)
     metrics = {
         "checkpoint": str(args.checkpoint),
         "data": str(args.data),

@@ -92,25 +92,41 @@ def shuffled_parts_negatives(
     kind: str,
     seed: int = 0,
     negatives_per_positive: int = 1,
+    train_negatives_per_positive: int | None = None,
 ) -> list[LabelledSequence]:
-    """DeePromoter or dinucleotide negatives, each inheriting its positive's split."""
+    """DeePromoter or dinucleotide negatives, each inheriting its positive's split.
+
+    `train_negatives_per_positive` (>= negatives_per_positive) draws more for the training
+    split only: the recipe is a generator, so more of its negatives are free data. The extras
+    come from their own random stream, after the others, so val/test (and the first
+    `negatives_per_positive` training negatives) are the same records whatever the ratio.
+    """
     if kind not in ("deepromoter", "dinucleotide"):
         raise ValueError(f"kind must be 'deepromoter' or 'dinucleotide', got {kind!r}")
+    train_count = train_negatives_per_positive or negatives_per_positive
+    if train_count < negatives_per_positive:
+        raise ValueError(
+            f"train negatives per positive ({train_count}) must be at least the negatives per "
+            f"positive of every split ({negatives_per_positive})"
+        )
     make = deepromoter_negative if kind == "deepromoter" else dinucleotide_negative
+
+    def draw(rng: np.random.Generator, positive: LabelledSequence, name: str):
+        sequence = make(rng, positive.sequence)
+        return LabelledSequence(name, sequence, 0, positive.split, positive.record_id)
+
     rng = np.random.default_rng(seed)
     negatives = []
     for positive in positives:
         for copy in range(negatives_per_positive):
             suffix = "" if negatives_per_positive == 1 else f"_{copy + 1}"
-            negatives.append(
-                LabelledSequence(
-                    f"neg_{positive.record_id}{suffix}",
-                    make(rng, positive.sequence),
-                    0,
-                    positive.split,
-                    positive.record_id,
-                )
-            )
+            negatives.append(draw(rng, positive, f"neg_{positive.record_id}{suffix}"))
+    extra_rng = np.random.default_rng([seed, 0xE87A])
+    for positive in positives:
+        if positive.split != "train":
+            continue
+        for copy in range(negatives_per_positive, train_count):
+            negatives.append(draw(extra_rng, positive, f"neg_{positive.record_id}_{copy + 1}"))
     return negatives
 
 
@@ -235,6 +251,7 @@ def build_promoter_dataset(
     tss_bed: str | Path | None = None,
     min_tss_distance: int = 5000,
     negatives_per_positive: int = 1,
+    train_negatives_per_positive: int | None = None,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     shared_k: int = 50,
@@ -266,6 +283,13 @@ def build_promoter_dataset(
         LabelledSequence(record_id, np.asarray(seq, dtype=np.uint8), 1, split, record_id)
         for (record_id, seq), split in zip(positives, splits, strict=True)
     ]
+    if negative_kind == "genomic" and train_negatives_per_positive not in (
+        None, negatives_per_positive
+    ):
+        raise ValueError(
+            "a training-only negative ratio is implemented for deepromoter and dinucleotide "
+            "negatives; for genomic negatives use --negatives-per-positive for every split"
+        )
     if negative_kind == "genomic":
         if genome is None or tss_bed is None:
             raise ValueError("genomic negatives need a genome FASTA and a TSS BED")
@@ -274,7 +298,8 @@ def build_promoter_dataset(
         )
     else:
         negatives = shuffled_parts_negatives(
-            labelled, negative_kind, seed + 1, negatives_per_positive
+            labelled, negative_kind, seed + 1, negatives_per_positive,
+            train_negatives_per_positive,
         )
     records = labelled + negatives
     order = np.random.default_rng(seed + 2).permutation(len(records))
