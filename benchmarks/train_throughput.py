@@ -4,6 +4,9 @@ Models, all randomly initialised from configs (nothing is downloaded), same widt
   ours          bigbird_genomics GenomicsModel (BigBird block 64, window 3, global 2, random 3,
                 backend auto = `block` on CPU and CUDA)
   ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
+  ours_conv     `ours` with conf/model/small_conv.yaml's stem (Conv1d over the k-mer embeddings,
+                max-pooled: the blocks see 1/stem_pool of the tokens). A different model, not a
+                faster kernel: it answers what a classifier of N tokens costs with the stem
   ours_plain / ours_balanced   `ours` with backend `flex`, plain or balanced layout (CUDA only)
   ours_triton   `ours` with backend `triton` (the project's Triton kernels; CUDA only)
   ours_compiled / ours_triton_compiled   the same under torch.compile (attention excluded from
@@ -33,6 +36,7 @@ from pathlib import Path
 MODELS = (
     "ours",
     "ours_dense",
+    "ours_conv",
     "ours_plain",
     "ours_balanced",
     "ours_triton",
@@ -49,6 +53,7 @@ SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
 }
 VOCAB = 4101  # 6-mers + 5 special tokens
 BLOCK, WINDOW, GLOBAL, RANDOM = 64, 3, 2, 3
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,6 +84,14 @@ def _rss_kib(field: str) -> int:
             if line.startswith(field):
                 return int(line.split()[1])
     return 0
+
+
+def _stem_settings() -> dict[str, int]:
+    """stem_kernel / stem_pool of conf/model/small_conv.yaml (one source of truth)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "conf" / "model" / "small_conv.yaml").read_text())
+    return {"stem_kernel": int(config["stem_kernel"]), "stem_pool": int(config["stem_pool"])}
 
 
 def _build(name: str, size: str, n: int):
@@ -114,6 +127,8 @@ def _build(name: str, size: str, n: int):
             "intermediate_size": intermediate,
             "max_tokens": n,
         }
+        if name == "ours_conv":
+            encoder.update(_stem_settings())
         model = GenomicsModel(encoder, attention, "binary", 1)
         forward = model
         if compiled:

@@ -1,0 +1,23 @@
+"""Benchmarks run and time real training steps (a smoke test; never a timing threshold)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_throughput_measures_the_stem_model(tmp_path: Path) -> None:
+    """`ours_conv` is `ours` plus conf/model/small_conv.yaml's stem: more parameters, and a
+    measured step with a finite token rate for both."""
+    out = tmp_path / "throughput.json"
+    command = [sys.executable, "benchmarks/train_throughput.py", "--size", "tiny", "--ns", "256",
+               "--models", "ours", "ours_conv", "--steps", "1", "--json", str(out)]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    results = {row["model"]: row for row in json.loads(out.read_text())}
+    assert set(results) == {"ours", "ours_conv"}
+    assert all(row["tokens_per_s"] > 0 and row["step_s"] > 0 for row in results.values())
+    assert results["ours_conv"]["parameters"] > results["ours"]["parameters"]
