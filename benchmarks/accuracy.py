@@ -63,27 +63,6 @@ TASKS = {
         "data.fa",
         295,
     ),
-    # The same val/test records as tata_deepromoter (the extra negatives come from their own
-    # random stream), with three fresh negatives per training positive; the loss weighs
-    # positives by the 1:3 ratio (task.pos_weight=auto), so 0.5 stays the balanced threshold.
-    # Two epochs take ~25 min with 2 threads (four negatives did not fit 30 min).
-    "tata_deepromoter_train3": Task(
-        "tata_deepromoter_train3",
-        [
-            "build-promoters",
-            "--positives",
-            str(SHARED / "promoters/human_tata_epdnew.fa"),
-            "--negatives",
-            "deepromoter",
-            "--train-negatives-per-positive",
-            "3",
-            "--out",
-            "{out}/data.fa",
-        ],
-        "data.fa",
-        295,
-        train_overrides=("task.pos_weight=auto",),
-    ),
     "tata_dinucleotide": Task(
         "tata_dinucleotide",
         [
@@ -329,9 +308,6 @@ def baseline_metrics(
 
     train, test = splits == "train", splits == "test"
     w, b, mean, std = logistic_regression(features[train], labels[train])
-    # A training split with more negatives than positives (tata_deepromoter_train3) shifts the
-    # intercept by log(neg/pos); undo it so 0.5 is the balanced threshold (0 for 1:1 splits).
-    b += np.log((labels[train] == 0).sum() / (labels[train] == 1).sum())
     logits = ((features[test] - mean) / std) @ w + b
     probs = torch.sigmoid(torch.as_tensor(logits))
     metrics = binary_metrics(probs, torch.as_tensor(labels[test]))
