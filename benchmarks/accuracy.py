@@ -43,7 +43,9 @@ class Task:
     max_tokens: int
     # The training recipe (session 4, docs in benchmarks/results/accuracy_small_conv_cpu/):
     # epochs that fit the 30-minute CPU budget, so the LR schedule decays inside it, and extra
-    # overrides (both strands for TF peaks, which have no strand; promoters do).
+    # overrides (both strands for TF peaks, which have no strand; promoters do). A model trained
+    # on both strands is also scored on both by `evaluate` (probabilities averaged; session 5,
+    # benchmarks/results/accuracy_both_strands_cpu/).
     epochs: int = 2
     train_overrides: tuple[str, ...] = ()
 
