@@ -236,6 +236,7 @@ def train_and_evaluate(
         "accuracy": flat["accuracy"],
         "f1": flat["f1"],
         "auroc": flat["auroc"],
+        "strands": flat.get("strands", "forward"),  # "both": scored on both strands, averaged
         "train_minutes": seconds / 60,
     }
 

@@ -122,7 +122,9 @@ def test_shared_sequence_stays_in_one_split_and_negatives_follow(tmp_path: Path)
                     assert not any(part in ptext for part in parts)
 
 
-def test_training_only_negatives_leave_val_and_test_unchanged(tmp_path: Path) -> None:
+def test_training_only_negatives_leave_val_and_test_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--train-negatives-per-positive 3: three negatives per training positive, one per val/test
     positive, and val/test (and the first training negatives) identical to a 1:1 build."""
     rng = np.random.default_rng(5)
@@ -149,6 +151,14 @@ def test_training_only_negatives_leave_val_and_test_unchanged(tmp_path: Path) ->
     assert len(extras) == len({more[rid][1] for rid in extras})  # fresh draws, no repeats
     assert main(["build-promoters", "--positives", str(fasta), "--out", str(tmp_path / "x.fa"),
                  "--negatives-per-positive", "2", "--train-negatives-per-positive", "1"]) == 2
+    capsys.readouterr()
+    assert main(["build-promoters", "--tss", str(fasta), "--genome", str(fasta), "--out",
+                 str(tmp_path / "x.fa"), "--negatives", "genomic",
+                 "--train-negatives-per-positive", "2"]) == 2
+    assert "--train-negatives-per-positive works with" in capsys.readouterr().err
+    labelled = [promoters.LabelledSequence("p", random_bases(rng, 300), 1, "train", "p")]
+    with pytest.raises(ValueError, match="at least"):
+        promoters.shuffled_parts_negatives(labelled, "deepromoter", train_negatives_per_positive=0)
 
 
 def test_cli_refuses_inconsistent_options(

@@ -77,7 +77,9 @@ class LoadedModel:
 
         Averaging is test-time augmentation for a model trained on both strands (its two
         readings are noisy estimates of one label). Genome scanning (`predict`) instead keeps
-        the larger of the two, to find a site on either strand.
+        the larger of the two, to find a site on either strand. The other strand is made on
+        token ids as in training (`augment.py`): with stride 1 it is exactly the tokenization of
+        the reverse complement; with stride s > 1, that strand read in another frame.
         """
         if strands not in ("forward", "both"):
             raise ValueError(f"strands must be 'forward' or 'both', got {strands!r}")

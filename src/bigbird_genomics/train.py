@@ -297,7 +297,9 @@ def add_monitored_score(metrics: dict, trainer: pl.Trainer, monitor: str, run_di
 
     finish_run scores val/test by re-predicting the best checkpoint, which yields no loss; the
     loss Lightning logged for that checkpoint is what chose it, and what an Optuna sweep
-    minimises by default (`optimized_metric: val/loss`).
+    minimises by default (`optimized_metric: val/loss`). It comes from Lightning's validation,
+    which reads the forward strand only, even where the other metrics of the split average both
+    strands (`strands: both`, a model trained with data.reverse_complement=true).
     """
     from bigbird_genomics.run_outputs import write_json
 

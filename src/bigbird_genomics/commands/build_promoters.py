@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tss and --negatives genomic need --genome (a reference FASTA)")
     if args.negatives == "genomic" and not args.tss:
         raise UserError(
-            "--negatives genomic needs --tss (a BED of all TSSs) to keep background windows "
-            "away from promoters, even when positives come from --positives"
+            "--negatives genomic needs --tss (a BED of all TSSs) and --genome: positives are "
+            "cut from the genome at those TSSs, and background windows are kept away from them"
         )
     if args.negatives_per_positive < 1:
         raise UserError(f"--negatives-per-positive must be >= 1, got {args.negatives_per_positive}")
@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--train-negatives-per-positive ({train_ratio}) must be at least "
             f"--negatives-per-positive ({args.negatives_per_positive})"
+        )
+    if train_ratio not in (None, args.negatives_per_positive) and args.negatives == "genomic":
+        raise UserError(
+            "--train-negatives-per-positive works with --negatives deepromoter or dinucleotide; "
+            "for genomic negatives use --negatives-per-positive (every split)"
         )
     try:
         fractions = parse_fractions(args.split_fractions)

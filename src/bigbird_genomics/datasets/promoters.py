@@ -103,7 +103,10 @@ def shuffled_parts_negatives(
     """
     if kind not in ("deepromoter", "dinucleotide"):
         raise ValueError(f"kind must be 'deepromoter' or 'dinucleotide', got {kind!r}")
-    train_count = train_negatives_per_positive or negatives_per_positive
+    train_count = (
+        negatives_per_positive if train_negatives_per_positive is None
+        else train_negatives_per_positive
+    )
     if train_count < negatives_per_positive:
         raise ValueError(
             f"train negatives per positive ({train_count}) must be at least the negatives per "
@@ -126,7 +129,8 @@ def shuffled_parts_negatives(
         if positive.split != "train":
             continue
         for copy in range(negatives_per_positive, train_count):
-            negatives.append(draw(extra_rng, positive, f"neg_{positive.record_id}_{copy + 1}"))
+            name = f"neg_{positive.record_id}_train{copy + 1}"  # never a base negative's name
+            negatives.append(draw(extra_rng, positive, name))
     return negatives
 
 
