@@ -40,7 +40,7 @@ class Task:
     name: str
     build: list[str]  # bigbird-genomics arguments after the command name, {out} = data folder
     fasta: str  # the labelled FASTA the build writes, relative to the data folder
-    max_tokens: int
+    record_bp: int  # every record's length: one example per record, whatever the tokenizer
     # The training recipe (session 4, docs in benchmarks/results/accuracy_small_conv_cpu/):
     # epochs that fit the 30-minute CPU budget, so the LR schedule decays inside it, and extra
     # overrides (both strands for TF peaks, which have no strand; promoters do). A model trained
@@ -48,6 +48,7 @@ class Task:
     # benchmarks/results/accuracy_both_strands_cpu/).
     epochs: int = 2
     train_overrides: tuple[str, ...] = ()
+    tokenizer: str = DEFAULT_TOKENIZER  # conf/tokenizer/<name>.yaml (--tokenizer overrides)
 
 
 TASKS = {
@@ -63,7 +64,7 @@ TASKS = {
             "{out}/data.fa",
         ],
         "data.fa",
-        295,
+        300,
     ),
     "tata_dinucleotide": Task(
         "tata_dinucleotide",
@@ -77,7 +78,7 @@ TASKS = {
             "{out}/data.fa",
         ],
         "data.fa",
-        295,
+        300,
     ),
     "oct4_vs_mafk": Task(
         "oct4_vs_mafk",
@@ -91,7 +92,7 @@ TASKS = {
             "{out}",
         ],
         "chromatin.fa",
-        195,
+        200,
         epochs=3,
         train_overrides=("data.reverse_complement=true",),
     ),
@@ -141,6 +142,16 @@ def tokenizer_settings(name: str) -> tuple[int, int]:
     return int(settings["k"]), int(settings["stride"])
 
 
+def tokens_per_record(record_bp: int, tokenizer: str) -> int:
+    """k-mer tokens of a record of `record_bp` bases: its --max-tokens, so it stays whole."""
+    k, stride = tokenizer_settings(tokenizer)
+    return (record_bp - k) // stride + 1
+
+
+def tokenizer_of(task: Task, args: argparse.Namespace) -> str:
+    return args.tokenizer or task.tokenizer
+
+
 def tokenized_dir(out: Path, task_name: str, tokenizer: str) -> Path:
     """The default 6-mer data set keeps its old folder name, so built data stay reusable."""
     suffix = "" if tokenizer == DEFAULT_TOKENIZER else f"_{tokenizer}"
@@ -158,10 +169,11 @@ def tokenized_is_current(tokenized: Path, k: int, stride: int) -> bool:
 
 
 def ensure_tokenized(
-    fasta: Path, tokenized: Path, max_tokens: int, threads: int, tokenizer: str
+    fasta: Path, tokenized: Path, record_bp: int, threads: int, tokenizer: str
 ) -> None:
     """`bigbird-genomics tokenize` into `tokenized` unless a current data set is already there."""
     k, stride = tokenizer_settings(tokenizer)
+    max_tokens = tokens_per_record(record_bp, tokenizer)
     if tokenized.exists() and not tokenized_is_current(tokenized, k, stride):
         shutil.rmtree(tokenized)  # made by an older tokenizer version: ids would differ
     if not tokenized.exists():
@@ -184,7 +196,7 @@ def prepare(task: Task, out: Path, threads: int, tokenizer: str) -> tuple[Path, 
             data / "build.log",
             threads,
         )
-    ensure_tokenized(fasta, tokenized, task.max_tokens, threads, tokenizer)
+    ensure_tokenized(fasta, tokenized, task.record_bp, threads, tokenizer)
     return fasta, tokenized
 
 
@@ -227,7 +239,7 @@ def train_and_evaluate(
 ) -> dict[str, float]:
     """One training run with the project's CLI, scored on the test split by `evaluate`."""
     overrides = ["task=promoter", f"task.name={task.name}", f"model={args.model}", f"seed={seed}"]
-    overrides += [f"tokenizer={args.tokenizer}", *task.train_overrides]
+    overrides += [f"tokenizer={tokenizer_of(task, args)}", *task.train_overrides]
     flat, seconds = train_then_evaluate(
         overrides, tokenized, run_dir, run_dir.parent / run_dir.name, args,
         epochs=args.max_epochs or task.epochs,
@@ -375,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="small_conv", help="conf/model/<name>.yaml")
     parser.add_argument(
         "--tokenizer",
-        default=DEFAULT_TOKENIZER,
-        help="conf/tokenizer/<name>.yaml for BigBird (e.g. kmer6_nonoverlap: 6x fewer tokens)",
+        default=None,
+        help="conf/tokenizer/<name>.yaml for BigBird, every task (default: each task's, "
+        "Task.tokenizer; e.g. kmer6_nonoverlap: 6x fewer tokens)",
     )
     parser.add_argument(
         "--max-minutes", type=float, default=30.0, help="training time limit per run"
@@ -416,10 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     for name in args.tasks:
         task = TASKS[name]
-        fasta, tokenized = prepare(task, args.out, args.threads, args.tokenizer)
+        fasta, tokenized = prepare(task, args.out, args.threads, tokenizer_of(task, args))
         sequences, labels, splits = read_labelled(fasta)
         kmers = [] if args.no_baselines else args.kmer
         entry = {
+            "tokenizer": tokenizer_of(task, args),
             "test_records": int((splits == "test").sum()),
             "kmer_lr": {
                 str(k): baseline_metrics(kmer_frequencies(sequences, k), labels, splits)
@@ -437,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def run(name_seed: tuple[str, int]) -> dict:
             name, seed = name_seed
-            tokenized = tokenized_dir(args.out, name, args.tokenizer)
+            tokenized = tokenized_dir(args.out, name, tokenizer_of(TASKS[name], args))
             run_dir = args.out / "runs" / name / f"seed{seed}"
             try:
                 metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
