@@ -73,6 +73,8 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         ("model.stem_kernel=4", "model.stem_kernel"),
         ("model.stem_pool=2", "model.stem_pool"),
         ("task=mlm model.stem_kernel=5 model.stem_pool=2", "model.stem_pool"),
+        ("model.stem_layers=2", "model.stem_layers"),
+        ("model.stem_kernel=5 model.stem_layers=0", "model.stem_layers"),
     ],
 )
 def test_invalid_values_name_the_key(override: str, key: str, tmp_path: Path) -> None:

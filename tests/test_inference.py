@@ -56,7 +56,9 @@ def test_loaded_model_contract(tmp_path: Path) -> None:
     assert model.predict_proba([]).shape == (0, 2)
 
 
-@pytest.mark.parametrize("stem", [{}, {"stem_kernel": 3, "stem_pool": 2}])
+@pytest.mark.parametrize(
+    "stem", [{}, {"stem_kernel": 3, "stem_pool": 2}, {"stem_kernel": 3, "stem_pool": 2, "stem_layers": 2}]
+)
 def test_score_does_not_depend_on_batch_neighbours(tmp_path: Path, stem: dict) -> None:
     """16 blocks: the sparse layout depends on the padded length, so records must not be padded
     by longer neighbours (the last global block and random blocks would move into padding).

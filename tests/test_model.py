@@ -134,10 +134,13 @@ def test_random_blocks_redrawn_per_training_step_only_in_training_mode() -> None
 STEM = {**ENCODER, "stem_kernel": 5, "stem_pool": 4}
 
 
-def _stem_model(pooling: str = "cls", task_type: str = "binary") -> GenomicsModel:
+def _stem_model(
+    pooling: str = "cls", task_type: str = "binary", stem_layers: int = 1
+) -> GenomicsModel:
     torch.manual_seed(0)
     attention = {**ATTENTION, "num_random_blocks": 0, "num_window_blocks": 7}
-    return GenomicsModel(STEM, attention, task_type, 1, pooling).eval()
+    encoder = {**STEM, "stem_layers": stem_layers}
+    return GenomicsModel(encoder, attention, task_type, 1, pooling).eval()
 
 
 def test_conv_stem_pools_tokens_and_ignores_batch_padding() -> None:
@@ -158,6 +161,37 @@ def test_conv_stem_pools_tokens_and_ignores_batch_padding() -> None:
         )
     alone = _stem_model()(tokens[1:, :30], tokens[1:, :30] != 0)
     torch.testing.assert_close(alone, _stem_model()(tokens, tokens != 0)[1:], atol=1e-5, rtol=1e-4)
+
+
+def test_two_stage_stem_pools_like_one_stage_of_the_product() -> None:
+    """Two conv + pool stages by 4 leave the positions (and mask) of one pool by 16, so the
+    padding rules need only `downsample`; padding and batch neighbours still change nothing."""
+    tokens = torch.randint(NUM_SPECIAL, 69, (2, 70))
+    tokens[:, 0] = 1
+    tokens[1, 37:] = 0  # 36 real k-mers
+    padded = torch.cat([tokens, torch.zeros(2, 29, dtype=torch.long)], dim=1)
+    model = _stem_model(stem_layers=2)
+    assert model.encoder.config.downsample == 16
+    hidden = model.encoder(tokens, tokens != 0)
+    assert hidden.shape[1] == pooled_length(70, 16) == 1 + 5  # ceil(69 / 16)
+    mask = model.encoder.hidden_mask(tokens != 0)
+    assert mask.shape == hidden.shape[:2] and mask[1].sum() == 1 + 3  # ceil(36 / 16)
+    torch.testing.assert_close(
+        model(tokens, tokens != 0), model(padded, padded != 0), atol=1e-5, rtol=1e-4
+    )
+    alone = model(tokens[1:, :37], tokens[1:, :37] != 0)
+    torch.testing.assert_close(alone, model(tokens, tokens != 0)[1:], atol=1e-5, rtol=1e-4)
+    # the second stage is a real convolution on the pooled features: it changes the output
+    one_stage = _stem_model(stem_layers=1)
+    assert not torch.allclose(one_stage(tokens, tokens != 0), model(tokens, tokens != 0))
+
+
+def test_one_stage_stem_keeps_its_checkpoint_keys() -> None:
+    """Checkpoints of sessions 4-5 (`stem.conv.*`) load into a one-stage stem unchanged."""
+    keys = {key for key in _stem_model().encoder.state_dict() if key.startswith("stem.")}
+    assert keys == {"stem.conv.weight", "stem.conv.bias"}
+    deeper = {k for k in _stem_model(stem_layers=3).encoder.state_dict() if k.startswith("stem.")}
+    assert keys < deeper and len(deeper) == 6
 
 
 def test_padding_rule_with_and_without_a_pooling_stem() -> None:

@@ -74,6 +74,13 @@ def _check_stem(model: dict[str, Any], task: dict[str, Any]) -> None:
         raise ConfigError(f"model.stem_pool={pool} must be >= 1")
     if pool > 1 and not kernel:
         raise ConfigError(f"model.stem_pool={pool} needs a stem: set model.stem_kernel (e.g. 9)")
+    layers = 1 if model.get("stem_layers") is None else model["stem_layers"]
+    if layers < 1:
+        raise ConfigError(f"model.stem_layers={layers} must be >= 1")
+    if layers > 1 and not kernel:
+        raise ConfigError(
+            f"model.stem_layers={layers} needs a stem: set model.stem_kernel (e.g. 9)"
+        )
     if pool > 1 and task["type"] == "mlm":
         raise ConfigError(
             f"model.stem_pool={pool} pools tokens away, but task.type=mlm predicts every token; "

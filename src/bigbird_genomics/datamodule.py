@@ -117,17 +117,17 @@ class BlockPadCollator:
 
     def __init__(
         self, block_size: int, max_tokens: int, pad_token_id: int, task_type: str,
-        stem_pool: int = 1,
+        downsample: int = 1,
     ) -> None:
         self.block_size = block_size
-        self.stem_pool = stem_pool
+        self.downsample = downsample
         self.max_tokens = max_tokens
         self.pad_token_id = pad_token_id
         self.task_type = task_type
 
     def __call__(self, items: list[tuple[int, np.ndarray, np.ndarray | None]]) -> dict[str, Any]:
         longest = max(len(tokens) for _, tokens, _ in items)
-        width = min(padded_width(longest, self.block_size, self.stem_pool), self.max_tokens)
+        width = min(padded_width(longest, self.block_size, self.downsample), self.max_tokens)
         tokens = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
         for row, (_, example, _) in enumerate(items):
             tokens[row, : len(example)] = torch.from_numpy(example[:width])
@@ -159,7 +159,7 @@ class TokenizedDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
-        stem_pool: int = 1,
+        downsample: int = 1,
     ) -> None:
         super().__init__()
         self.path = Path(dataset)
@@ -172,7 +172,7 @@ class TokenizedDataModule(pl.LightningDataModule):
         self.seed = seed
         self.data = TokenizedDataset(self.path)
         self.tokenizer = self.data.tokenizer
-        self.collate = BlockPadCollator(block_size, max_tokens, PAD_ID, task_type, stem_pool)
+        self.collate = BlockPadCollator(block_size, max_tokens, PAD_ID, task_type, downsample)
 
     def split(self, name: str) -> SplitDataset:
         return SplitDataset(self.data, self.data.split_indices(name), CLS_ID)

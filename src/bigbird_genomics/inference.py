@@ -16,7 +16,7 @@ import torch
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.kmers import CLS_ID, PAD_ID, KmerTokenizer
-from bigbird_genomics.model.encoder import attention_blocks, padded_width
+from bigbird_genomics.model.encoder import attention_blocks, padded_width, stem_downsample
 from bigbird_genomics.model.network import GenomicsModel, num_outputs
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,16 @@ class LoadedModel:
                 f"an input has {longest - 1} k-mer tokens but the checkpoint's context holds "
                 f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
             )
-        stem_pool = self.network.encoder.config.stem_pool
+        downsample = self.network.encoder.config.downsample
         blocks = np.array(
-            [attention_blocks(len(t) + 1, self.block_size, stem_pool) for t in tokens],
+            [attention_blocks(len(t) + 1, self.block_size, downsample) for t in tokens],
             dtype=np.int64,
         )
         probs = np.zeros((len(tokens), len(self.label_names)), dtype=np.float32)
         for count in np.unique(blocks):
             rows = np.flatnonzero(blocks == count)
             longest = max(len(tokens[row]) for row in rows) + 1
-            width = padded_width(longest, self.block_size, stem_pool)
+            width = padded_width(longest, self.block_size, downsample)
             probs[rows] = self._score([tokens[row] for row in rows], width)
         return probs
 
@@ -190,12 +190,14 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(prefix)
     }
-    source_pool = int(source["model"].get("stem_pool", 1))
-    if source_pool != network.encoder.config.stem_pool:
+    source_pool = stem_downsample(
+        int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
+    )
+    if source_pool != network.encoder.config.downsample:
         log.warning(
-            "model.init_from=%s was trained with model.stem_pool=%d, this run pools by %d: a "
+            "model.init_from=%s was trained with a stem pooling by %d, this run pools by %d: a "
             "position now spans a different stretch of DNA, which fine-tuning has to relearn",
-            path, source_pool, network.encoder.config.stem_pool,
+            path, source_pool, network.encoder.config.downsample,
         )
     # A stem-less encoder (say, pretrained with task=mlm, model=small) may start a run with a
     # stem (model=small_conv): the stem starts fresh, everything else is copied.

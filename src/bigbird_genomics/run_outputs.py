@@ -100,7 +100,7 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
                             plots / "roc.png", plots / "pr.png")
     plot_losses(run_dir / "csv" / "metrics.csv", plots / "loss.png")
     sparsity = module.network.sparsity
-    positions = pooled_length(cfg["model"]["max_tokens"], module.network.encoder.config.stem_pool)
+    positions = pooled_length(cfg["model"]["max_tokens"], module.network.encoder.config.downsample)
     num_blocks = min(num_blocks_for(positions, sparsity.block_size), LAYOUT_MAX_BLOCKS)
     plot_layout(num_blocks, sparsity, plots / "attention_layout.png")
     write_json(run_dir / "metrics.json", metrics)

@@ -142,6 +142,7 @@ def build_module(cfg: dict[str, Any], data):
     }
     model["stem_kernel"] = int(cfg["model"].get("stem_kernel") or 0)
     model["stem_pool"] = int(cfg["model"].get("stem_pool") or 1)
+    model["stem_layers"] = int(cfg["model"].get("stem_layers") or 1)
     model["vocab_size"] = tokenizer.vocab_size
     module = GenomicsModule(
         model=model,
@@ -242,6 +243,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     """Train one model into `run_dir` and write its outputs; returns the metrics.json payload."""
     from bigbird_genomics.datamodule import TokenizedDataModule
     from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.model.encoder import stem_downsample
 
     check_static(cfg)
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
@@ -256,7 +258,9 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
         eval_batch_size=cfg["data"]["eval_batch_size"],
         num_workers=cfg["data"]["num_workers"],
         seed=int(cfg["seed"]),
-        stem_pool=int(cfg["model"].get("stem_pool") or 1),
+        downsample=stem_downsample(
+            int(cfg["model"].get("stem_pool") or 1), int(cfg["model"].get("stem_layers") or 1)
+        ),
     )
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)

@@ -2,7 +2,7 @@
 
 A nanoGPT-sized module on purpose: embedding -> N x (LN -> attention -> residual, LN -> GELU MLP
 -> residual) -> final LN. Positions are rotary (RoPE): they cost no parameters, so the context
-length is a run-time choice. An optional convolutional stem (`stem_kernel`, `stem_pool`) sits
+length is a run-time choice. An optional convolutional stem (`stem_kernel`, `stem_pool`, `stem_layers`) sits
 between embedding and blocks: it gives the encoder motif detectors from the first step and, with
 pooling, shortens the sequence the attention blocks see (see `ConvStem`). `max_tokens` (context
 including [CLS]) is the documented maximum: the rotary tables are precomputed up to it and the
@@ -36,8 +36,11 @@ class EncoderConfig:
     pad_token_id: int = 0
     # Convolutional stem: 0 = none (k-mer embeddings go straight into the blocks).
     stem_kernel: int = 0
-    # Max-pool factor of the stem: the blocks see 1 + ceil((tokens - 1) / stem_pool) positions.
+    # Max-pool factor of each stem stage: the blocks see 1 + ceil((tokens - 1) / downsample)
+    # positions, downsample = stem_pool ** stem_layers.
     stem_pool: int = 1
+    # Conv + GELU + max-pool stages of the stem (a small CNN tower, as in Basset or Enformer).
+    stem_layers: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +48,20 @@ class EncoderConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def downsample(self) -> int:
+        """Input tokens per position the blocks see (1: no pooling stem)."""
+        return stem_downsample(self.stem_pool, self.stem_layers)
+
+
+def stem_downsample(stem_pool: int, stem_layers: int = 1) -> int:
+    """Total pooling of a stem of `stem_layers` stages that each pool by `stem_pool`.
+
+    Stages pool with ceil_mode, and ceil(ceil(n / a) / b) == ceil(n / (a * b)), so a tower pools
+    exactly like one stage of the product: `pooled_length` and the padding rules need only this.
+    """
+    return int(stem_pool) ** max(int(stem_layers), 1)
 
 
 class RotaryEmbedding(nn.Module):
@@ -80,24 +97,34 @@ class RotaryEmbedding(nn.Module):
 
 
 class ConvStem(nn.Module):
-    """Conv1d + GELU over the k-mer embeddings, then max-pooling by `pool`; [CLS] passes through.
+    """`layers` x (Conv1d + GELU + max-pool by `pool`) over the k-mer embeddings; [CLS] passes.
 
     Why: trained from scratch on a few thousand records, a transformer has to discover motif
     detectors through attention alone; a convolution has them built in (the small CNN baseline
     of issue #6 beats a plain encoder of the same budget), and pooling cuts the blocks' cost by
-    `pool`. Padding is zeroed before the convolution and masked to -inf before pooling, so the
-    stem adds no dependence on padding (the sparse layout itself is drawn over the padded length:
-    see `attention_blocks`).
+    `pool` per stage. A second stage sees motifs in context (its kernel spans `pool` times more
+    DNA) at a `pool`-th of the first stage's cost: on single-base tokens this is what lifted
+    DeePromoter F1 (benchmarks/results/accuracy_tower_cpu/). Padding is zeroed before every
+    convolution and masked to -inf before every pooling, so the stem adds no dependence on
+    padding (the sparse layout itself is drawn over the padded length: see `attention_blocks`).
+    Hand-written because torch has no masked conv/pool tower; it is a dozen lines.
     """
 
-    def __init__(self, hidden_size: int, kernel: int, pool: int) -> None:
+    def __init__(self, hidden_size: int, kernel: int, pool: int, layers: int = 1) -> None:
         super().__init__()
         if kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"model.stem_kernel must be odd (or 0: no stem), got {kernel}")
         if pool < 1:
             raise ValueError(f"model.stem_pool must be >= 1, got {pool}")
+        if layers < 1:
+            raise ValueError(f"model.stem_layers must be >= 1, got {layers}")
         self.pool = pool
+        # `conv` keeps its name so one-stage checkpoints (sessions 4-5) load unchanged.
         self.conv = nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)
+        self.deeper = nn.ModuleList(
+            nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)
+            for _ in range(layers - 1)
+        )
 
     def forward(
         self, x: torch.Tensor, attention_mask: torch.Tensor
@@ -107,54 +134,67 @@ class ConvStem(nn.Module):
         body_mask = attention_mask[:, 1:]
         if body.shape[1] == 0:  # [CLS] only: nothing to convolve
             return x, attention_mask
-        body = body * body_mask.unsqueeze(-1).to(body.dtype)  # zero padding, as the conv pads
-        features = nn.functional.gelu(self.conv(body.transpose(1, 2)))  # [batch, width, tokens]
-        if self.pool > 1:
-            hidden = features.masked_fill(~body_mask.unsqueeze(1), float("-inf"))
-            hidden = nn.functional.max_pool1d(hidden, self.pool, ceil_mode=True)
-            body_mask = self.pool_mask(body_mask)
-            features = hidden.masked_fill(~body_mask.unsqueeze(1), 0.0)
+        features = body.transpose(1, 2)  # [batch, width, tokens]
+        for conv in (self.conv, *self.deeper):
+            features, body_mask = self._stage(conv, features, body_mask)
         return torch.cat([cls, features.transpose(1, 2)], dim=1), torch.cat(
             [attention_mask[:, :1], body_mask], dim=1
         )
+
+    def _stage(
+        self, conv: nn.Conv1d, features: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One conv + GELU + pool over [batch, width, positions] features with their mask."""
+        features = features * mask.unsqueeze(1).to(features.dtype)  # zero padding, as conv pads
+        features = nn.functional.gelu(conv(features))
+        if self.pool > 1:
+            features = features.masked_fill(~mask.unsqueeze(1), float("-inf"))
+            features = nn.functional.max_pool1d(features, self.pool, ceil_mode=True)
+            mask = self._pool_once(mask)
+            features = features.masked_fill(~mask.unsqueeze(1), 0.0)
+        return features, mask
+
+    def _pool_once(self, mask: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.max_pool1d(mask.unsqueeze(1).float(), self.pool, ceil_mode=True)
+        return pooled.squeeze(1).bool()
 
     def pool_mask(self, body_mask: torch.Tensor) -> torch.Tensor:
         """A pooled position is real when any token in its window is."""
         if self.pool == 1 or body_mask.shape[1] == 0:
             return body_mask
-        pooled = nn.functional.max_pool1d(
-            body_mask.unsqueeze(1).float(), self.pool, ceil_mode=True
-        )
-        return pooled.squeeze(1).bool()
+        for _ in range(1 + len(self.deeper)):
+            body_mask = self._pool_once(body_mask)
+        return body_mask
 
 
-def padded_width(num_tokens: int, block_size: int, stem_pool: int = 1) -> int:
+def padded_width(num_tokens: int, block_size: int, downsample: int = 1) -> int:
     """Input width (tokens incl. [CLS]) to pad a batch whose longest record has `num_tokens`.
 
-    Without a pooling stem: the next multiple of the block size. With one: `num_tokens` itself.
+    `downsample` is the stem's total pooling (`EncoderConfig.downsample`). Without a pooling
+    stem: the next multiple of the block size. With one: `num_tokens` itself.
     The attention pads the *pooled* positions to whole blocks (masked, exact), so padding the
     input to a block multiple would only make the stem convolve padding: measured 0.19 vs 0.28
     training steps/s on 300-bp promoters with model=small_conv. The collator and
     `LoadedModel.predict_proba` both use this rule, so training and prediction agree.
     """
-    if stem_pool == 1:
+    if downsample == 1:
         return math.ceil(num_tokens / block_size) * block_size
     return num_tokens
 
 
-def attention_blocks(num_tokens: int, block_size: int, stem_pool: int = 1) -> int:
+def attention_blocks(num_tokens: int, block_size: int, downsample: int = 1) -> int:
     """Blocks the attention layout spans for an input of `num_tokens` (incl. [CLS]).
 
     The layout (which block is the last global one, where random blocks land) depends on this
     number only, so records with the same count can share a batch without changing each
     other's outputs.
     """
-    return math.ceil(pooled_length(num_tokens, stem_pool) / block_size)
+    return math.ceil(pooled_length(num_tokens, downsample) / block_size)
 
 
-def pooled_length(num_tokens: int, stem_pool: int = 1) -> int:
+def pooled_length(num_tokens: int, downsample: int = 1) -> int:
     """Positions the blocks see for an input of `num_tokens` (incl. [CLS])."""
-    return 1 + math.ceil(max(num_tokens - 1, 0) / stem_pool)
+    return 1 + math.ceil(max(num_tokens - 1, 0) / downsample)
 
 
 class SelfAttention(nn.Module):
@@ -229,7 +269,7 @@ class Encoder(nn.Module):
         )
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.stem = (
-            ConvStem(config.hidden_size, config.stem_kernel, config.stem_pool)
+            ConvStem(config.hidden_size, config.stem_kernel, config.stem_pool, config.stem_layers)
             if config.stem_kernel
             else None
         )

@@ -43,7 +43,7 @@ class GenomicsModel(nn.Module):
         self.pooling = pooling
         self.sparsity = SparsityConfig(**attention)
         self.encoder = Encoder(EncoderConfig(**encoder), self.sparsity)
-        if task_type == "mlm" and self.encoder.config.stem_pool > 1:
+        if task_type == "mlm" and self.encoder.config.downsample > 1:
             raise ValueError(
                 "task.type=mlm predicts every token, so it cannot use model.stem_pool > 1 "
                 "(the stem pools tokens away); set model.stem_pool=1"
