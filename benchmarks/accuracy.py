@@ -1,8 +1,8 @@
 """Honest accuracy on real data: the project's own CLI against k-mer logistic regressions.
 
 Builds the data sets with `bigbird-genomics build-promoters` / `build-chromatin`, tokenizes
-them, trains with `bigbird-genomics-train` (model=small_conv and each task's epochs and
-overrides by default: `Task.epochs`, `Task.train_overrides`), scores with
+them, trains with `bigbird-genomics-train` (each task's model, tokenizer, epochs and overrides
+by default: `Task.model`, `Task.tokenizer`, `Task.epochs`, `Task.train_overrides`), scores with
 `bigbird-genomics evaluate`, and fits two baselines on the same train/test split:
 k-mer (default 4- and 6-mer) frequency logistic regressions, and one on mono+dinucleotide
 frequencies only, which measures how much a negative recipe leaks through composition.

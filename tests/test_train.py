@@ -155,12 +155,13 @@ def test_conv_stem_and_both_strands_train_end_to_end(dataset: Path, tmp_path: Pa
     checkpoint, evaluation and the loaded model's padding rule."""
     run = tmp_path / "stem"
     config = training_config(run, dataset, [
-        "model.stem_kernel=3", "model.stem_pool=2", "data.reverse_complement=true",
-        "trainer.max_epochs=1"])  # fmt: skip
+        "model.stem_kernel=3", "model.stem_pool=2", "model.stem_layers=2",
+        "data.reverse_complement=true", "trainer.max_epochs=1"])  # fmt: skip
     metrics = train(config, run)
     assert np.isfinite(metrics["test"]["auroc"])
     loaded = load_checkpoint(run / "checkpoints" / "best.ckpt")
     assert loaded.network.encoder.config.stem_pool == 2
+    assert loaded.network.encoder.config.downsample == 4  # two stages went into the checkpoint
     probs = loaded.predict_proba([np.arange(5, 40), np.arange(5, 12)])
     assert probs.shape == (2, 1) and np.isfinite(probs).all()
     # trained on both strands, so scored on both, at the end of training and by `evaluate`
