@@ -127,7 +127,7 @@ def test_collator_pads_to_the_block_size() -> None:
     # With a pooling conv stem, no padding beyond the longest record: the stem would only
     # convolve it, and the attention pads the pooled positions to whole blocks itself.
     pooled = BlockPadCollator(block_size=16, max_tokens=64, pad_token_id=0, task_type="binary",
-                              stem_pool=2)(items)  # fmt: skip
+                              downsample=2)(items)  # fmt: skip
     assert pooled["tokens"].shape == (2, 20)
 
 

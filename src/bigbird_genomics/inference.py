@@ -200,11 +200,13 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
             path, source_pool, network.encoder.config.downsample,
         )
     # A stem-less encoder (say, pretrained with task=mlm, model=small) may start a run with a
-    # stem (model=small_conv): the stem starts fresh, everything else is copied.
+    # stem (model=small_conv), or a one-stage stem a deeper tower: the stem parts the source
+    # lacks start fresh, everything else is copied.
     fresh_stem = [key for key in network.encoder.state_dict() if key.startswith("stem.")]
     fresh_stem = [key for key in fresh_stem if key not in state]
     if fresh_stem:
-        log.info("model.init_from=%s has no conv stem: the stem starts from scratch", path)
+        log.info("model.init_from=%s lacks these stem weights, which start from scratch: %s",
+                 path, ", ".join(fresh_stem))
     try:
         missing, unexpected = network.encoder.load_state_dict(state, strict=False)
         if unexpected or set(missing) - set(fresh_stem):
@@ -212,6 +214,6 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
     except RuntimeError as error:
         raise CheckpointError(
             f"model.init_from={path}: its encoder shape differs from model=... of this run "
-            f"({error}); choose the same model size"
+            f"({error}); choose the same model size (and no deeper model.stem_layers)"
         ) from error
     return len(state)

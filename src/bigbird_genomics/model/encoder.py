@@ -2,12 +2,12 @@
 
 A nanoGPT-sized module on purpose: embedding -> N x (LN -> attention -> residual, LN -> GELU MLP
 -> residual) -> final LN. Positions are rotary (RoPE): they cost no parameters, so the context
-length is a run-time choice. An optional convolutional stem (`stem_kernel`, `stem_pool`, `stem_layers`) sits
-between embedding and blocks: it gives the encoder motif detectors from the first step and, with
-pooling, shortens the sequence the attention blocks see (see `ConvStem`). `max_tokens` (context
-including [CLS]) is the documented maximum: the rotary tables are precomputed up to it and the
-configuration checks refuse longer inputs, because a model has only been trained on relative
-distances below its context.
+length is a run-time choice. An optional convolutional stem (`stem_kernel`, `stem_pool`,
+`stem_layers`) sits between embedding and blocks: it gives the encoder motif detectors from the
+first step and, with pooling, shortens the sequence the attention blocks see (see `ConvStem`).
+`max_tokens` (context including [CLS]) is the documented maximum: the rotary tables are
+precomputed up to it and the configuration checks refuse longer inputs, because a model has only
+been trained on relative distances below its context.
 """
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ class ConvStem(nn.Module):
     detectors through attention alone; a convolution has them built in (the small CNN baseline
     of issue #6 beats a plain encoder of the same budget), and pooling cuts the blocks' cost by
     `pool` per stage. A second stage sees motifs in context (its kernel spans `pool` times more
-    DNA) at a `pool`-th of the first stage's cost: on single-base tokens this is what lifted
-    DeePromoter F1 (benchmarks/results/accuracy_tower_cpu/). Padding is zeroed before every
-    convolution and masked to -inf before every pooling, so the stem adds no dependence on
-    padding (the sparse layout itself is drawn over the padded length: see `attention_blocks`).
+    DNA) at a `pool`-th of the first stage's cost, as the small CNN baselines do. Padding is
+    zeroed before every convolution and masked to -inf before every pooling, so the stem adds no
+    dependence on padding (the sparse layout itself is drawn over the padded length: see
+    `attention_blocks`).
     Hand-written because torch has no masked conv/pool tower; it is a dozen lines.
     """
 
