@@ -186,6 +186,41 @@ def test_two_stage_stem_pools_like_one_stage_of_the_product() -> None:
     assert not torch.allclose(one_stage(tokens, tokens != 0), model(tokens, tokens != 0))
 
 
+@pytest.mark.parametrize("stem_layers", [1, 2])
+def test_stem_reading_token_ids_is_the_same_function(stem_layers: int) -> None:
+    """`ConvStem.forward_ids` (one-hot convolution, used when the vocabulary is narrower than the
+    width and no embedding dropout is due) gives the outputs and gradients of the plain path."""
+    torch.manual_seed(0)
+    encoder = {**ENCODER, "vocab_size": 9, "dropout": 0.0, "stem_kernel": 5, "stem_pool": 2,
+               "stem_layers": stem_layers}  # fmt: skip
+    attention = {**ATTENTION, "num_random_blocks": 1}
+    model = GenomicsModel(encoder, attention, "binary", 1, "cls").train()
+    tokens = torch.randint(NUM_SPECIAL, 9, (3, 57))
+    tokens[:, 0] = 1
+    tokens[2, 40:] = 0
+    mask = tokens != 0
+    assert model.encoder._stem_reads_ids()
+    outputs, grads = [], []
+    for reads_ids in (True, False):
+        model.zero_grad()
+        model.encoder._stem_reads_ids = lambda reads_ids=reads_ids: reads_ids
+        out = model(tokens, mask)
+        out.sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    del model.encoder._stem_reads_ids
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-4)
+    assert len(grads[0]) == len(grads[1]) > 0
+    for fast, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-3)
+    # embedding dropout in training has no one-hot form: the plain path is taken
+    dropped = GenomicsModel({**encoder, "dropout": 0.1}, attention, "binary", 1, "cls")
+    assert not dropped.train().encoder._stem_reads_ids()
+    assert dropped.eval().encoder._stem_reads_ids()
+    wide = GenomicsModel({**encoder, "vocab_size": 69}, attention, "binary", 1, "cls")
+    assert not wide.encoder._stem_reads_ids()  # 69 ids > 32 channels: one-hot is no cheaper
+
+
 def test_one_stage_stem_keeps_its_checkpoint_keys() -> None:
     """Checkpoints of sessions 4-5 (`stem.conv.*`) load into a one-stage stem unchanged."""
     keys = {key for key in _stem_model().encoder.state_dict() if key.startswith("stem.")}

@@ -134,19 +134,49 @@ class ConvStem(nn.Module):
         body_mask = attention_mask[:, 1:]
         if body.shape[1] == 0:  # [CLS] only: nothing to convolve
             return x, attention_mask
-        features = body.transpose(1, 2)  # [batch, width, tokens]
-        for conv in (self.conv, *self.deeper):
+        features, body_mask = self._stage(self.conv, body.transpose(1, 2), body_mask)
+        return self._deeper_stages(cls, features, attention_mask, body_mask)
+
+    def forward_ids(
+        self, cls: torch.Tensor, tokens: torch.Tensor, attention_mask: torch.Tensor,
+        embedding: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` of the un-dropped-out embeddings, its first convolution read off token ids.
+
+        conv(E[ids]) == conv_{W.E}(one_hot(ids)): with a vocabulary smaller than the width (single
+        bases: 9 ids for 128 channels; 3-mers: 69 for 256) the one-hot convolution is that much
+        cheaper, and it is the stem's costliest op (full resolution). Same function of the same
+        weights (tested against `forward`); `embedding` is the [vocab, width] embedding matrix,
+        `cls` the [CLS] embedding [batch, 1, width], `tokens` all ids, [CLS] first.
+        """
+        body_ids, body_mask = tokens[:, 1:], attention_mask[:, 1:]
+        if body_ids.shape[1] == 0:
+            return cls, attention_mask
+        kernel = torch.einsum("ohj,vh->ovj", self.conv.weight, embedding)  # [out, vocab, width]
+        one_hot = nn.functional.one_hot(body_ids, embedding.shape[0]).to(embedding.dtype)
+        features, body_mask = self._stage(self.conv, one_hot.transpose(1, 2), body_mask, kernel)
+        return self._deeper_stages(cls, features, attention_mask, body_mask)
+
+    def _deeper_stages(
+        self, cls: torch.Tensor, features: torch.Tensor, attention_mask: torch.Tensor,
+        body_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for conv in self.deeper:
             features, body_mask = self._stage(conv, features, body_mask)
         return torch.cat([cls, features.transpose(1, 2)], dim=1), torch.cat(
             [attention_mask[:, :1], body_mask], dim=1
         )
 
     def _stage(
-        self, conv: nn.Conv1d, features: torch.Tensor, mask: torch.Tensor
+        self, conv: nn.Conv1d, features: torch.Tensor, mask: torch.Tensor,
+        weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One conv + GELU + pool over [batch, width, positions] features with their mask."""
+        """One conv (`weight` replaces conv's own) + GELU + pool over [batch, channels,
+        positions] features with their mask."""
         features = features * mask.unsqueeze(1).to(features.dtype)  # zero padding, as conv pads
-        features = nn.functional.gelu(conv(features))
+        weight = conv.weight if weight is None else weight
+        features = nn.functional.conv1d(features, weight, conv.bias, padding=conv.padding)
+        features = nn.functional.gelu(features)
         if self.pool > 1:
             features = features.masked_fill(~mask.unsqueeze(1), float("-inf"))
             features = nn.functional.max_pool1d(features, self.pool, ceil_mode=True)
@@ -291,15 +321,31 @@ class Encoder(nn.Module):
             return attention_mask
         return torch.cat([attention_mask[:, :1], self.stem.pool_mask(attention_mask[:, 1:])], 1)
 
+    def _stem_reads_ids(self) -> bool:
+        """Whether the stem's first convolution can read token ids (`ConvStem.forward_ids`):
+        a vocabulary narrower than the width, and no embedding dropout to apply (eval mode or
+        model.dropout=0), which the one-hot form cannot reproduce."""
+        return (
+            self.stem is not None
+            and self.config.vocab_size < self.config.hidden_size
+            and not (self.training and self.embedding_dropout.p > 0)
+        )
+
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`attention_mask` is True at real tokens (including [CLS]), False at padding.
 
         Returns [batch, positions, hidden_size]; positions = tokens unless the stem pools
         (`hidden_mask` gives the matching mask).
         """
-        x = self.embedding_dropout(self.embedding(tokens))
-        if self.stem is not None:
-            x, attention_mask = self.stem(x, attention_mask)
+        if self._stem_reads_ids():
+            cls = self.embedding_dropout(self.embedding(tokens[:, :1]))
+            x, attention_mask = self.stem.forward_ids(
+                cls, tokens, attention_mask, self.embedding.weight
+            )
+        else:
+            x = self.embedding_dropout(self.embedding(tokens))
+            if self.stem is not None:
+                x, attention_mask = self.stem(x, attention_mask)
         # A mask with no padding is no mask: the attention kernels then skip masking (on CUDA,
         # the block backend's SDPA can only take its flash path without a mask).
         key_padding_mask = None if bool(attention_mask.all()) else attention_mask
