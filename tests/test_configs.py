@@ -140,3 +140,21 @@ def test_cuda_only_attention_backends_are_checked_before_training(
     config = compose_config([*overrides, "paths.output_dir=/tmp/unused"])
     with pytest.raises(ConfigError, match=message):
         check_static(OmegaConf.to_container(config, resolve=True))
+
+
+def test_small_tower_recipe_trains_through_the_one_hot_stem() -> None:
+    """model=small_tower with tokenizer=kmer1 (the DeePromoter recipe): 64 bases per position,
+    and no dropout, so training steps take the cheaper `ConvStem.forward_ids` path."""
+    from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.model.network import GenomicsModel
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("train", ["model=small_tower", "tokenizer=kmer1",
+                                   "paths.output_dir=/tmp/unused"])  # fmt: skip
+    plain = OmegaConf.to_container(config, resolve=True)
+    check_static(plain)
+    vocab = KmerTokenizer(k=plain["tokenizer"]["k"]).vocab_size
+    encoder = {k: v for k, v in plain["model"].items() if k not in ("name", "init_from")}
+    model = GenomicsModel({**encoder, "vocab_size": vocab}, plain["attention"], "binary")
+    assert model.encoder.config.downsample == 64
+    assert model.train().encoder._stem_reads_ids()
