@@ -6,6 +6,8 @@ The same trained demo model (same weights, same context) scans the real E. coli 
 - dense: the same sparse pattern as a boolean mask over full attention (the reference),
 - full: ordinary full attention, no sparsity (the dense baseline),
 - flex: FlexAttention, when asked for with --backends.
+A `_all_rows` suffix (default: block_all_rows) runs that backend with every row of the last layer
+computed, where the [CLS] classifier otherwise computes only row 0 (`GenomicsModel.first_row_only`).
 Each backend runs in its own subprocess (pinned to --threads torch threads), timing the whole
 `predict_fasta` path: FASTA parsing, tokenization, windows, model, TSV + bedGraph writing.
 Peak RSS per run shows the scan's memory stays bounded. The bedGraphs are compared with the
@@ -93,6 +95,8 @@ def worker(args: argparse.Namespace) -> None:
     from bigbird_genomics.predict import predict_fasta
 
     model = load_checkpoint(args.worker_checkpoint, device=args.device)
+    if args.worker_backend.endswith("_all_rows"):
+        model.network.first_row_only = False
     started = time.perf_counter()
     summary = predict_fasta(
         model,
@@ -134,7 +138,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, required=False, help="write results here")
     parser.add_argument("--checkpoint", type=Path, help="trained checkpoint (default: see above)")
-    parser.add_argument("--backends", default="block,dense,full", help="comma-separated")
+    parser.add_argument(
+        "--backends", default="block,block_all_rows,dense,full", help="comma-separated"
+    )
     parser.add_argument("--max-mbp", type=float, default=0.5, help="genome prefix; 0 = all")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per scan")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -168,7 +174,8 @@ def main() -> int:
             command = [
                 sys.executable, __file__,
                 "--worker-backend", backend,
-                "--worker-checkpoint", str(with_backend(checkpoint, backend, out / "model.ckpt")),
+                "--worker-checkpoint",
+                str(with_backend(checkpoint, backend.removesuffix("_all_rows"), out / "model.ckpt")),
                 "--worker-fasta", str(fasta),
                 "--worker-out", str(out),
                 "--threads", str(args.threads),

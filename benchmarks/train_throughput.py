@@ -2,7 +2,9 @@
 
 Models, all randomly initialised from configs (nothing is downloaded), same width/depth/heads:
   ours          bigbird_genomics GenomicsModel (BigBird block 64, window 3, global 2, random 3,
-                backend auto = `block` on CPU and CUDA)
+                backend auto = `block` on CPU, `triton` or `block` on CUDA); its [CLS] head lets
+                the last layer compute row 0 alone (`GenomicsModel.first_row_only`)
+  ours_all_rows `ours` with every row of the last layer computed, as transformers' models do
   ours_dense    the same encoder with backend="full" (ordinary attention, no sparsity)
   ours_conv     `ours` with conf/model/small_conv.yaml's stem (Conv1d over the k-mer embeddings,
                 max-pooled: the blocks see 1/stem_pool of the tokens). A different model, not a
@@ -35,6 +37,7 @@ from pathlib import Path
 
 MODELS = (
     "ours",
+    "ours_all_rows",
     "ours_dense",
     "ours_conv",
     "ours_plain",
@@ -130,14 +133,15 @@ def _build(name: str, size: str, n: int):
         if name == "ours_conv":
             encoder.update(_stem_settings())
         model = GenomicsModel(encoder, attention, "binary", 1)
+        model.first_row_only = name != "ours_all_rows"
         forward = model
         if compiled:
             from bigbird_genomics.model import encoder as encoder_module
 
             # this worker process only: attention stays eager, the rest is compiled and fused
-            encoder_module.bigbird_attention = torch.compiler.disable(
-                encoder_module.bigbird_attention
-            )
+            for function in ("bigbird_attention", "first_row_attention"):
+                setattr(encoder_module, function,
+                        torch.compiler.disable(getattr(encoder_module, function)))
             forward = torch.compile(model)
 
         def step(tokens, mask, labels):

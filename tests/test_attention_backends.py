@@ -18,6 +18,7 @@ from bigbird_genomics.attention import (
     block,
     chunked,
     dense_mask,
+    first_row_attention,
     flex,
     resolve_backend,
 )
@@ -626,3 +627,43 @@ def test_balanced_merge_gives_finite_gradients_to_the_kernel_lse() -> None:
     (out * torch.randn_like(out)).sum().backward()
     assert torch.isfinite(out).all() and (out[1] == 0).all()
     assert torch.isfinite(seen["lse"].grad).all()
+
+
+FIRST_ROW_CASES = [
+    # (tokens, block_size, padding, seed, config changes)
+    (256, 32, "none", 0, {}),  # row 0 global: every key
+    (300, 32, "right", 1, {"random_per_head": True}),
+    (200, 8, "both", 5, {"num_global_blocks": 0}),  # row 0 sees its window and random blocks
+    (200, 8, "right", 6, {"num_global_blocks": 0, "random_per_head": True}),
+    (37, 16, "both", 2, {"num_global_blocks": 1}),
+    (129, 64, "right", 3, {"backend": "full"}),
+]
+
+
+@pytest.mark.parametrize(("num_tokens", "block_size", "padding", "seed", "changes"), FIRST_ROW_CASES)
+def test_first_row_attention_is_row_zero_of_the_reference(
+    num_tokens: int, block_size: int, padding: str, seed: int, changes: dict
+) -> None:
+    """Outputs and gradients (q row 0, every k and v) equal those of row 0 of the oracle."""
+    config = SparsityConfig(block_size=block_size, seed=seed, **changes)
+    q, k, v, weights = make_inputs(num_tokens, seed)
+    key_padding_mask = padding_mask(num_tokens, padding)
+    weights = weights[:, :, :1]
+
+    def first_row(q, k, v):  # noqa: ANN001, ANN202
+        return first_row_attention(
+            q[:, :, :1], k, v, config, layer_index=2, key_padding_mask=key_padding_mask
+        )
+
+    def reference(q, k, v):  # noqa: ANN001, ANN202
+        if config.backend == "full":
+            mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)[:, :, :1]
+        return oracle(q, k, v, config, key_padding_mask, layer_index=2)[:, :, :1]
+
+    got = outputs_and_grads(first_row, q, k, v, weights)
+    want = outputs_and_grads(reference, q, k, v, weights)
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+    if changes.get("num_global_blocks") == 0:  # the pattern mask matters: some keys get no grad
+        assert bool((got[2] == 0).all(dim=-1).any())

@@ -247,3 +247,45 @@ def test_padding_rule_with_and_without_a_pooling_stem() -> None:
 def test_conv_stem_is_refused_for_masked_lm_pooling() -> None:
     with pytest.raises(ValueError, match=r"model\.stem_pool"):
         _stem_model(task_type="mlm")
+
+
+@pytest.mark.parametrize(
+    ("attention", "stem_layers"),
+    [({}, 0), ({"num_global_blocks": 0, "random_per_head": True}, 0), ({"backend": "full"}, 0),
+     ({}, 2)],
+)
+def test_last_layer_computing_only_cls_gives_the_same_logits_and_gradients(
+    attention: dict, stem_layers: int
+) -> None:
+    """A [CLS]-pooled classifier runs its last layer on row 0 alone: same logits, same gradients
+    for every parameter, with padding, in training mode (step-drawn random blocks) and eval."""
+    tokens = torch.randint(NUM_SPECIAL, 69, (3, 90))
+    tokens[:, 0] = 1
+    tokens[1, 50:] = 0
+    torch.manual_seed(0)
+    encoder = ENCODER if not stem_layers else {**STEM, "stem_layers": stem_layers}
+    model = GenomicsModel(encoder, {**ATTENTION, **attention}, "multilabel", 3, "cls")
+    assert model.first_row_only
+    for training in (True, False):
+        model.train(training)
+        model.encoder.set_layout_step(7)
+        results = []
+        for first_row_only in (True, False):
+            model.first_row_only = first_row_only
+            model.zero_grad()
+            logits = model(tokens, tokens != 0)
+            logits.square().sum().backward()
+            grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+            results.append((logits.detach(), grads))
+        (fast, fast_grads), (full, full_grads) = results
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
+        assert fast_grads.keys() == full_grads.keys()
+        for name in full_grads:
+            torch.testing.assert_close(fast_grads[name], full_grads[name], atol=1e-5, rtol=1e-4,
+                                       msg=name)
+
+
+def test_first_row_shortcut_only_for_cls_pooled_classifiers() -> None:
+    assert _model(pooling="cls").first_row_only
+    assert not _model(pooling="mean").first_row_only
+    assert not _model("mlm", 0).first_row_only

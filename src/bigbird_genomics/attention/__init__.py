@@ -38,6 +38,7 @@ import torch
 from bigbird_genomics.attention.block import block_attention
 from bigbird_genomics.attention.config import BACKENDS, SparsityConfig
 from bigbird_genomics.attention.dense import dense_attention, full_attention
+from bigbird_genomics.attention.first_row import first_row_attention
 from bigbird_genomics.attention.flex import flex_bigbird_attention
 from bigbird_genomics.attention.layout import block_layout, dense_mask, num_blocks_for
 from bigbird_genomics.attention.triton_backend import (
@@ -52,6 +53,7 @@ __all__ = [
     "bigbird_attention",
     "block_layout",
     "dense_mask",
+    "first_row_attention",
     "plot_layout",
     "resolve_backend",
 ]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from bigbird_genomics.attention import SparsityConfig, bigbird_attention
+from bigbird_genomics.attention import SparsityConfig, bigbird_attention, first_row_attention
 
 
 @dataclass
@@ -259,6 +259,29 @@ class SelfAttention(nn.Module):
         attended = attended.transpose(1, 2).reshape(batch, tokens, width)
         return self.dropout(self.out(attended))
 
+    def forward_first_row(
+        self, x: torch.Tensor, rotary: RotaryEmbedding, key_padding_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`forward(x, ...)[:, :1]`, computing queries, attention and output for row 0 only.
+
+        Keys and values still come from every row (row 0 attends to them); see `first_row.py`.
+        """
+        batch, tokens, width = x.shape
+        head_dim = width // self.num_heads
+        weight_q, weight_kv = self.qkv.weight.split([width, 2 * width])
+        bias_q, bias_kv = self.qkv.bias.split([width, 2 * width])
+        q = nn.functional.linear(x[:, :1], weight_q, bias_q)
+        q = q.view(batch, 1, self.num_heads, head_dim).transpose(1, 2)
+        kv = nn.functional.linear(x, weight_kv, bias_kv)
+        k, v = kv.view(batch, tokens, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        q, k = rotary(q), rotary(k)  # q is position 0: the rotary tables' first row
+        attended = first_row_attention(
+            q, k, v, self.sparsity, layer_index=self.layer_index,
+            key_padding_mask=key_padding_mask,
+            step=self.layout_step if self.training else None,
+        )
+        return self.dropout(self.out(attended.transpose(1, 2).reshape(batch, 1, width)))
+
 
 class EncoderBlock(nn.Module):
     """One pre-LN block: pre-LN keeps deep stacks trainable without learning-rate warm-up tricks."""
@@ -280,6 +303,15 @@ class EncoderBlock(nn.Module):
     ) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x), rotary, key_padding_mask)
         return x + self.mlp(self.mlp_norm(x))
+
+    def forward_first_row(
+        self, x: torch.Tensor, rotary: RotaryEmbedding, key_padding_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`forward(x, ...)[:, :1]`: rows other than 0 only feed row 0's keys and values."""
+        first = x[:, :1] + self.attention.forward_first_row(
+            self.attention_norm(x), rotary, key_padding_mask
+        )
+        return first + self.mlp(self.mlp_norm(first))
 
 
 class Encoder(nn.Module):
@@ -331,11 +363,14 @@ class Encoder(nn.Module):
             and not (self.training and self.embedding_dropout.p > 0)
         )
 
-    def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor, *, first_row_only: bool = False
+    ) -> torch.Tensor:
         """`attention_mask` is True at real tokens (including [CLS]), False at padding.
 
         Returns [batch, positions, hidden_size]; positions = tokens unless the stem pools
-        (`hidden_mask` gives the matching mask).
+        (`hidden_mask` gives the matching mask). With `first_row_only`, [batch, 1, hidden_size]:
+        the [CLS] state alone, the same values, the last layer computing only that row.
         """
         if self._stem_reads_ids():
             cls = self.embedding_dropout(self.embedding(tokens[:, :1]))
@@ -349,9 +384,13 @@ class Encoder(nn.Module):
         # A mask with no padding is no mask: the attention kernels then skip masking (on CUDA,
         # the block backend's SDPA can only take its flash path without a mask).
         key_padding_mask = None if bool(attention_mask.all()) else attention_mask
-        for block in self.blocks:
-            x = block(x, self.rotary, key_padding_mask)
-        return self.final_norm(x)
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            if first_row_only and index == last:
+                x = block.forward_first_row(x, self.rotary, key_padding_mask)
+            else:
+                x = block(x, self.rotary, key_padding_mask)
+        return self.final_norm(x[:, :1] if first_row_only else x)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -41,6 +41,10 @@ class GenomicsModel(nn.Module):
         super().__init__()
         self.task_type = task_type
         self.pooling = pooling
+        # A head that reads [CLS] alone lets the last layer compute that row alone: the same
+        # logits for ~1/num_layers less work (training and prediction). False computes every
+        # row, for comparisons (benchmarks/train_throughput.py `ours_all_rows`).
+        self.first_row_only = task_type != "mlm" and pooling == "cls"
         self.sparsity = SparsityConfig(**attention)
         self.encoder = Encoder(EncoderConfig(**encoder), self.sparsity)
         if task_type == "mlm" and self.encoder.config.downsample > 1:
@@ -55,6 +59,8 @@ class GenomicsModel(nn.Module):
                                      self.encoder.config.dropout)
 
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.first_row_only:
+            return self.head(self.encoder(tokens, attention_mask, first_row_only=True)[:, 0])
         hidden = self.encoder(tokens, attention_mask)
         if self.task_type == "mlm":
             return self.head(hidden)
