@@ -494,6 +494,30 @@ def test_cuda_bf16_outputs_and_gradients(backend: str) -> None:
         )
 
 
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_first_row_attention(dtype: torch.dtype) -> None:
+    """The [CLS]-row path on CUDA (SDPA with a key mask over one query row), fp32 and bf16."""
+    config = SparsityConfig(block_size=64, num_global_blocks=0, random_per_head=True, seed=4)
+    q, k, v, weights = (x.cuda() for x in make_inputs(1000, 4, head_dim=64))
+    key_padding_mask = padding_mask(1000, "right").cuda()
+    got = outputs_and_grads(
+        lambda q, k, v: first_row_attention(
+            q[:, :, :1], k, v, config, key_padding_mask=key_padding_mask
+        ),
+        *(x.to(dtype) for x in (q, k, v, weights[:, :, :1])),
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask)[:, :, :1],
+        q, k, v, weights[:, :, :1],
+    )  # fmt: skip
+    tolerance = 1e-4 if dtype == torch.float32 else 3e-2
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        scale = float(want_tensor.abs().max())
+        torch.testing.assert_close(got_tensor.float(), want_tensor, atol=tolerance * scale,
+                                   rtol=tolerance, msg=name)
+
+
 @pytest.mark.parametrize("backend", ["dense", "block"])
 def test_strided_inputs_from_a_fused_projection(backend: str) -> None:
     """q, k, v as permuted views of one [B, N, 3, H, d] projection, as an encoder makes them."""
