@@ -41,9 +41,11 @@ class GenomicsModel(nn.Module):
         super().__init__()
         self.task_type = task_type
         self.pooling = pooling
-        # A head that reads [CLS] alone lets the last layer compute that row alone: the same
-        # logits for ~1/num_layers less work (training and prediction). False computes every
-        # row, for comparisons (benchmarks/train_throughput.py `ours_all_rows`).
+        # A head that reads [CLS] alone lets the last layer compute that row alone (keys and
+        # values still from every row): the same logits and gradients up to float rounding, for
+        # 5/6 of a layer's linear work less (training and prediction). With dropout, the last
+        # layer draws masks for one row, so runs are not bit-comparable with all-row runs.
+        # False computes every row, for comparisons (`ours_all_rows` in the benchmarks).
         self.first_row_only = task_type != "mlm" and pooling == "cls"
         self.sparsity = SparsityConfig(**attention)
         self.encoder = Encoder(EncoderConfig(**encoder), self.sparsity)
