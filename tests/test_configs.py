@@ -158,3 +158,22 @@ def test_small_tower_recipe_trains_through_the_one_hot_stem() -> None:
     model = GenomicsModel({**encoder, "vocab_size": vocab}, plain["attention"], "binary")
     assert model.encoder.config.downsample == 64
     assert model.train().encoder._stem_reads_ids()
+
+
+def test_accuracy_benchmark_recipes_compose_and_pass_the_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every task recipe of benchmarks/accuracy.py (model, tokenizer, overrides) is a valid
+    training config, so a typo in a recipe fails here, not 30 minutes into a benchmark run."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    accuracy = importlib.import_module("benchmarks.accuracy")
+    for task in accuracy.TASKS.values():
+        overrides = ["task=promoter", f"model={task.model}", f"tokenizer={task.tokenizer}",
+                     *task.train_overrides, "paths.output_dir=/tmp/unused"]  # fmt: skip
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            config = compose("train", overrides)
+        check_static(OmegaConf.to_container(config, resolve=True))
+        if "callbacks.early_stopping=null" in task.train_overrides:
+            assert config.callbacks.early_stopping is None
