@@ -123,11 +123,9 @@ def task_hparams(cfg: dict[str, Any], data) -> dict[str, Any]:
     return hparams
 
 
-def build_module(cfg: dict[str, Any], data):
-    from bigbird_genomics.inference import load_encoder_weights
-    from bigbird_genomics.lightning_module import GenomicsModule
-
-    tokenizer = data.tokenizer
+def model_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The encoder's settings from `cfg.model` (less the vocabulary, which the data set fixes);
+    the stem keys are optional in user configs, so their defaults live here, once."""
     model = {
         key: cfg["model"][key]
         for key in (
@@ -143,9 +141,16 @@ def build_module(cfg: dict[str, Any], data):
     model["stem_kernel"] = int(cfg["model"].get("stem_kernel") or 0)
     model["stem_pool"] = int(cfg["model"].get("stem_pool") or 1)
     model["stem_layers"] = int(cfg["model"].get("stem_layers") or 1)
-    model["vocab_size"] = tokenizer.vocab_size
+    return model
+
+
+def build_module(cfg: dict[str, Any], data):
+    from bigbird_genomics.inference import load_encoder_weights
+    from bigbird_genomics.lightning_module import GenomicsModule
+
+    tokenizer = data.tokenizer
     module = GenomicsModule(
-        model=model,
+        model={**model_settings(cfg), "vocab_size": tokenizer.vocab_size},
         attention=dict(cfg["attention"]),
         task=task_hparams(cfg, data),
         tokenizer=tokenizer.to_dict(),
@@ -247,6 +252,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
 
     check_static(cfg)
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
+    model = model_settings(cfg)
     dataset = cfg["data"]["dataset"] or prepare_demo_dataset(cfg, tokenizer)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     datamodule = TokenizedDataModule(
@@ -258,9 +264,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
         eval_batch_size=cfg["data"]["eval_batch_size"],
         num_workers=cfg["data"]["num_workers"],
         seed=int(cfg["seed"]),
-        downsample=stem_downsample(
-            int(cfg["model"].get("stem_pool") or 1), int(cfg["model"].get("stem_layers") or 1)
-        ),
+        downsample=stem_downsample(model["stem_pool"], model["stem_layers"]),
     )
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)
