@@ -75,6 +75,8 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         ("task=mlm model.stem_kernel=5 model.stem_pool=2", "model.stem_pool"),
         ("model.stem_layers=2", "model.stem_layers"),
         ("model.stem_kernel=5 model.stem_layers=0", "model.stem_layers"),
+        ("callbacks.ema_decay=1.0", "callbacks.ema_decay"),
+        ("callbacks.ema_decay=-0.5", "callbacks.ema_decay"),
     ],
 )
 def test_invalid_values_name_the_key(override: str, key: str, tmp_path: Path) -> None:
@@ -120,6 +122,9 @@ def test_fsdp_with_norm_clipping_is_refused_naming_the_key() -> None:
         check_static(OmegaConf.to_container(config, resolve=True))
     config.trainer.gradient_clip_val = None
     check_static(OmegaConf.to_container(config, resolve=True))
+    config.callbacks.ema_decay = 0.99  # the averaged copy would not be sharded
+    with pytest.raises(ConfigError, match=r"callbacks\.ema_decay=0\.99 does not work"):
+        check_static(OmegaConf.to_container(config, resolve=True))
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Timer
 from training_support import motif_dataset, training_config
@@ -174,3 +175,53 @@ def test_conv_stem_and_both_strands_train_end_to_end(dataset: Path, tmp_path: Pa
         assert evaluated["strands"] == {"auto": "both"}.get(strands, strands)
         if strands == "auto":
             assert evaluated["auroc"] == pytest.approx(metrics["test"]["auroc"], abs=1e-6)
+
+
+class RecordWeights(pl.Callback):
+    """The raw (not averaged) parameters after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append(
+            {name: p.detach().clone() for name, p in pl_module.named_parameters()}
+        )
+
+
+def test_ema_decay_puts_the_averaged_weights_in_the_checkpoints(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """callbacks.ema_decay: the checkpoints (hence evaluate, predict, init_from) hold the
+    exponential moving average of the weights after each step; the raw ones stay for resuming."""
+    run, decay, recorder = tmp_path / "ema", 0.5, RecordWeights()
+    config = training_config(run, dataset, ["trainer.max_epochs=1", f"callbacks.ema_decay={decay}"])
+    train(config, run, [recorder])
+    assert len(recorder.steps) == 7  # 112 training records, batches of 16
+    expected = dict(recorder.steps[0])  # the average starts at the first step's weights
+    for step in recorder.steps[1:]:
+        expected = {name: decay * expected[name] + (1 - decay) * step[name] for name in step}
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, value in expected.items():
+        torch.testing.assert_close(checkpoint["state_dict"][name], value, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            checkpoint["current_model_state"][name], recorder.steps[-1][name], rtol=0, atol=0
+        )
+    assert any(not torch.equal(expected[name], recorder.steps[-1][name]) for name in expected)
+    # resuming restores both: training goes on from the raw weights, the average goes on too
+    resumed = RecordWeights()
+    config = training_config(run, dataset, [
+        "trainer.max_epochs=2", f"callbacks.ema_decay={decay}", "ckpt_path=last"])  # fmt: skip
+    train(config, run, [resumed])
+    assert len(resumed.steps) == 7
+    for step in resumed.steps:
+        expected = {name: decay * expected[name] + (1 - decay) * step[name] for name in step}
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, value in expected.items():
+        torch.testing.assert_close(checkpoint["state_dict"][name], value, rtol=0, atol=1e-6)
+    loaded = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    name = "encoder.blocks.0.attention.qkv.weight"
+    torch.testing.assert_close(
+        dict(loaded.network.named_parameters())[name], expected[f"network.{name}"],
+        rtol=0, atol=1e-6,
+    )

@@ -63,6 +63,7 @@ def check_static(cfg: dict[str, Any]) -> None:
     if data["num_workers"] < 0:
         raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
     _check_strategy(cfg["trainer"])
+    _check_ema((cfg.get("callbacks") or {}).get("ema_decay"), cfg["trainer"])
     _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
 
 
@@ -129,6 +130,23 @@ def _check_strategy(trainer: dict[str, Any]) -> None:
         raise ConfigError(
             f"trainer.strategy={strategy} cannot clip gradients by norm in Lightning; set "
             f"trainer.gradient_clip_val=null (it is {trainer['gradient_clip_val']})"
+        )
+
+
+def _check_ema(decay: Any, trainer: dict[str, Any]) -> None:
+    if decay is None:
+        return
+    if not isinstance(decay, (int, float)) or not 0.0 < decay < 1.0:
+        raise ConfigError(
+            f"callbacks.ema_decay={decay} must be between 0 and 1 (e.g. 0.995), or null for no "
+            "weight averaging"
+        )
+    if str(trainer.get("strategy")).startswith("fsdp"):
+        # Lightning's EMA callback keeps a whole unsharded copy of the model on every rank.
+        raise ConfigError(
+            f"callbacks.ema_decay={decay} does not work with trainer.strategy="
+            f"{trainer['strategy']} (the averaged copy is not sharded); set callbacks.ema_decay=null "
+            "or use trainer=ddp"
         )
 
 

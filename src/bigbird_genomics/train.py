@@ -169,6 +169,7 @@ def build_module(cfg: dict[str, Any], data):
 def build_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[pl.Callback]:
     from pytorch_lightning.callbacks import (
         EarlyStopping,
+        EMAWeightAveraging,
         LearningRateMonitor,
         ModelCheckpoint,
         RichProgressBar,
@@ -204,6 +205,14 @@ def build_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[pl.Callback]:
                 min_delta=early["min_delta"],
                 check_on_train_epoch_end=False,
             )
+        )
+    if settings.get("ema_decay"):
+        # Lightning's own EMA callback: validation, the checkpoints' `state_dict` (so the best
+        # checkpoint, evaluate, predict and init_from) and the final model use the averaged
+        # weights; `current_model_state` keeps the raw ones for resuming. Buffers are constants
+        # here (rotary tables), so only the parameters are averaged.
+        callbacks.append(
+            EMAWeightAveraging(decay=float(settings["ema_decay"]), use_buffers=False)
         )
     if cfg["logger"].get("wandb") or cfg["logger"].get("csv"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
