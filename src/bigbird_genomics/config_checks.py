@@ -145,8 +145,8 @@ def _check_ema(decay: Any, trainer: dict[str, Any]) -> None:
         # Lightning's EMA callback keeps a whole unsharded copy of the model on every rank.
         raise ConfigError(
             f"callbacks.ema_decay={decay} does not work with trainer.strategy="
-            f"{trainer['strategy']} (the averaged copy is not sharded); set callbacks.ema_decay=null "
-            "or use trainer=ddp"
+            f"{trainer['strategy']} (the averaged copy is not sharded); set "
+            "callbacks.ema_decay=null or use trainer=ddp"
         )
 
 
