@@ -142,8 +142,9 @@ def test_long_record_scanned_streaming_and_tiled(tmp_path: Path, long_record: st
     model = MotifCounter(k=3, max_tokens=33)  # context: 32 tokens = 34 bp
     fasta = write_fasta(tmp_path / "chr.fa", {"chrA": long_record, "short": long_record[:20]})
     out, bedgraph = tmp_path / "out.tsv", tmp_path / "out.bedGraph"
-    summary = predict_fasta(
-        model, fasta, out, bedgraph=bedgraph, overlap_bp=10, batch_size=4, strands="forward"
+    summary = predict_fasta(  # max_n_fraction=1: every window scored, even inside the N run
+        model, fasta, out, bedgraph=bedgraph, overlap_bp=10, batch_size=4, strands="forward",
+        max_n_fraction=1.0,
     )
 
     windows = plan_windows(len(long_record), 34, 10)
@@ -193,7 +194,7 @@ def test_soft_masked_and_n_rich_windows_as_in_training(tmp_path: Path) -> None:
         tmp_path / "m.fa",
         {"soft": "acgt" + MOTIF.lower() + "ttt", "ns": "N" * 30, "mixed": "ACNGTNNACGTAGGA"},
     )
-    predict_fasta(model, fasta, tmp_path / "o.tsv", strands="forward")
+    predict_fasta(model, fasta, tmp_path / "o.tsv", strands="forward", max_n_fraction=1.0)
     rows = {row["id"]: row for row in read_tsv(tmp_path / "o.tsv")}
     assert float(rows["soft"]["motif_max"]) == pytest.approx(
         model.expected_for("ACGT" + MOTIF + "TTT")[0]
@@ -202,6 +203,47 @@ def test_soft_masked_and_n_rich_windows_as_in_training(tmp_path: Path) -> None:
     assert float(rows["mixed"]["unknown_max"]) == pytest.approx(
         model.expected_for("ACNGTNNACGTAGGA")[1]
     )
+
+
+def test_windows_that_are_mostly_n_are_not_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An assembly gap would otherwise be scored as all-[UNK] input (a real model gave a gap
+    0.72): windows with more than max_n_fraction N get no score, no interval, and stay out of
+    the record's max and mean; a record of N alone gets NaN."""
+    rng = np.random.default_rng(3)
+    record = random_dna(rng, 100) + "N" * 200 + random_dna(rng, 100)
+    fasta = write_fasta(tmp_path / "gap.fa", {"chrG": record, "gap": "N" * 120})
+    model = MotifCounter(k=3, max_tokens=33)
+    out, bedgraph = tmp_path / "o.tsv", tmp_path / "o.bg"
+    summary = predict_fasta(model, fasta, out, bedgraph=bedgraph, overlap_bp=10,
+                            strands="forward")  # fmt: skip
+    windows = plan_windows(len(record), 34, 10)
+    scored = [(s, e) for s, e in windows if record[s:e].count("N") <= 0.5 * (e - s)]
+    assert 0 < len(scored) < len(windows)
+    expected = np.array([model.expected_for(record[s:e]) for s, e in scored])
+    rows = {row["id"]: row for row in read_tsv(out)}
+    assert int(rows["chrG"]["num_windows"]) == len(windows)
+    assert float(rows["chrG"]["unknown_max"]) == pytest.approx(expected[:, 1].max(), rel=1e-5)
+    assert float(rows["chrG"]["unknown_max"]) <= 0.5
+    assert float(rows["chrG"]["motif_mean"]) == pytest.approx(expected[:, 0].mean(), rel=1e-5)
+    assert rows["gap"]["motif_max"] == rows["gap"]["unknown_mean"] == "nan"
+    gap_windows = len(windows) - len(scored) + len(plan_windows(120, 34, 10))
+    assert summary.num_unscored_windows == gap_windows
+    intervals = read_bedgraph(bedgraph)["unknown"]
+    assert all(i[0] == "chrG" for i in intervals) and len(intervals) == len(scored)
+    assert all(value <= 0.5 for *_, value in intervals)
+    with pytest.raises(UserError, match="--max-n-fraction"):
+        predict_fasta(model, fasta, out, max_n_fraction=1.5)
+    with pytest.raises(UserError, match="same file"):
+        predict_fasta(model, fasta, out, bedgraph=tmp_path / "." / "o.tsv")
+    # the CLI reports the unscored windows
+    monkeypatch.setattr("bigbird_genomics.inference.load_checkpoint", lambda *a, **k: model)
+    checkpoint = tmp_path / "stand_in.ckpt"
+    checkpoint.write_bytes(b"")
+    assert cli.main(["predict", "--checkpoint", str(checkpoint), "--fasta", str(fasta),
+                     "--out", str(out), "--overlap-bp", "10"]) == 0  # fmt: skip
+    assert "not scored: more than 0.5 N" in capsys.readouterr().out
 
 
 def test_record_shorter_than_k_gets_nan_row_and_no_interval(tmp_path: Path) -> None:

@@ -14,6 +14,11 @@ Outputs (both written atomically):
   overlapping intervals, which genome browsers and bedGraphToBigWig reject, so each window
   reports the part of the record nearer its centre than its neighbours': the midpoint of each
   overlap is the boundary, and the intervals tile every record exactly.
+
+Windows that are mostly N (assembly gaps; more than `max_n_fraction` of their bases, default
+half) are not scored: a model fed nothing but [UNK] tokens still returns a probability, and gaps
+would show up as peaks. They get no bedGraph interval and do not count in a record's max and
+mean; a record without any scored window gets NaN.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from bigbird_genomics.kmers import KmerTokenizer
 from bigbird_genomics.labels import header_fields
 
 DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_N_FRACTION = 0.5
+N_CODE = ord("N")  # sequences are upper-case ASCII codes; ambiguity codes were read as N
 STRANDS = ("both", "forward")
 VALUE_FORMAT = "{:.6g}"
 
@@ -86,6 +93,7 @@ class PredictionSummary:
     num_records: int = 0
     num_bases: int = 0
     num_windows: int = 0
+    num_unscored_windows: int = 0  # mostly N, or too short to hold one k-mer
     label_names: list[str] = field(default_factory=list)
     plan: ScanPlan | None = None
 
@@ -153,6 +161,7 @@ class _RecordScan:
     length: int
     num_labels: int
     num_windows: int = 0
+    num_scored: int = 0
     score_max: np.ndarray = field(init=False)
     score_sum: np.ndarray = field(init=False)
     pending: tuple[int, int, np.ndarray] | None = None  # (interval start, window end, scores)
@@ -163,8 +172,10 @@ class _RecordScan:
 
     def add(self, start: int, end: int, scores: np.ndarray, bedgraph: IO[str] | None) -> None:
         self.num_windows += 1
-        np.maximum(self.score_max, scores, out=self.score_max)
-        self.score_sum += scores
+        if not np.isnan(scores).any():
+            self.num_scored += 1
+            np.maximum(self.score_max, scores, out=self.score_max)
+            self.score_sum += scores
         if self.pending is not None:
             pending_start, pending_end, pending_scores = self.pending
             # Boundary: midpoint of the overlap between the pending window and this one.
@@ -178,9 +189,12 @@ class _RecordScan:
         if self.pending is not None:
             pending_start, _, pending_scores = self.pending
             _write_interval(bedgraph, self.record_id, pending_start, self.length, pending_scores)
-        mean = self.score_sum / max(self.num_windows, 1)
+        if self.num_scored:
+            score_max, mean = self.score_max, self.score_sum / self.num_scored
+        else:
+            score_max = mean = np.full(self.num_labels, np.nan)
         row = [self.record_id, str(self.length), str(self.num_windows)]
-        for label_max, label_mean in zip(self.score_max, mean, strict=True):
+        for label_max, label_mean in zip(score_max, mean, strict=True):
             row += [VALUE_FORMAT.format(label_max), VALUE_FORMAT.format(label_mean)]
         return row
 
@@ -215,10 +229,16 @@ def check_header_labels(record: FastaRecord, model: WindowScorer) -> None:
 
 
 def _windows(
-    records: Iterable[FastaRecord], model: WindowScorer, plan: ScanPlan, strands: str
+    records: Iterable[FastaRecord],
+    model: WindowScorer,
+    plan: ScanPlan,
+    strands: str,
+    max_n_fraction: float,
 ) -> Iterator[tuple[FastaRecord, _Window, list[np.ndarray]]]:
-    """Every window of every record with its tokens (one array per strand), one at a time."""
+    """Every window of every record with its tokens (one array per strand), one at a time;
+    no tokens (so no score) for a window that is mostly N."""
     tokenizer = model.tokenizer
+    no_tokens = np.empty(0, dtype=np.int64)
     for index, record in enumerate(records):
         check_header_labels(record, model)
         # An empty record still gets its row (of NaN) through one empty window.
@@ -228,14 +248,18 @@ def _windows(
             # read_fasta upper-cases sequences and keeps the soft mask aside, and the tokenizer
             # maps k-mers with N (or other ambiguity codes) to UNK: the same path as training.
             window = record.sequence[start:end]
-            tokens = [tokenizer.encode(window)]
-            if strands == "both":
-                tokens.append(tokenizer.encode(reverse_complement(window)))
+            if np.count_nonzero(window == N_CODE) > max_n_fraction * len(window):
+                tokens = [no_tokens] * (2 if strands == "both" else 1)
+            else:
+                tokens = [tokenizer.encode(window)]
+                if strands == "both":
+                    tokens.append(tokenizer.encode(reverse_complement(window)))
             yield record, _Window(index, start, end), tokens
 
 
 def _score(model: WindowScorer, tokens: list[np.ndarray], num_labels: int) -> np.ndarray:
-    """Probabilities [windows, labels]; NaN for a window too short to hold one k-mer."""
+    """Probabilities [windows, labels]; NaN for a window without tokens (shorter than k, or
+    mostly N)."""
     scores = np.full((len(tokens), num_labels), np.nan)
     scorable = [index for index, window_tokens in enumerate(tokens) if len(window_tokens)]
     if scorable:
@@ -273,18 +297,24 @@ def predict_fasta(
     policy: FastaPolicy | None = None,
     progress: bool | None = None,
     strands: str = "both",
+    max_n_fraction: float = DEFAULT_MAX_N_FRACTION,
 ) -> PredictionSummary:
     """Score every record of `fasta` with `loaded_model`; write the TSV (and bedGraph) atomically.
 
     `strands="both"` scores each window and its reverse complement and keeps the larger
     probability, so a promoter or binding site reads the same on either strand of the FASTA;
     `"forward"` scores the sequence as written (half the work, strand-specific).
-    `progress=None` shows the bp progress bar only on a terminal.
+    `progress=None` shows the bp progress bar only on a terminal. Windows with more than
+    `max_n_fraction` N are not scored (1.0 scores every window).
     """
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if strands not in STRANDS:
         raise UserError(f"--strands must be one of {', '.join(STRANDS)}, got {strands!r}")
+    if bedgraph is not None and Path(bedgraph).resolve() == Path(out_tsv).resolve():
+        raise UserError(f"--out and --bedgraph are the same file ({out_tsv}); give two paths")
+    if not 0.0 <= max_n_fraction <= 1.0:
+        raise UserError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
     plan = scan_plan(loaded_model, window_bp, overlap_bp)
     labels = list(loaded_model.label_names)
     summary = PredictionSummary(label_names=labels, plan=plan)
@@ -308,7 +338,8 @@ def predict_fasta(
             )
         )
         current: _RecordScan | None = None
-        for batch in _batches(_windows(records, loaded_model, plan, strands), batch_size):
+        windows = _windows(records, loaded_model, plan, strands, max_n_fraction)
+        for batch in _batches(windows, batch_size):
             per_strand = [
                 _score(loaded_model, [tokens[strand] for _, _, tokens in batch], len(labels))
                 for strand in range(len(batch[0][2]))
@@ -324,6 +355,7 @@ def predict_fasta(
                 previous_end = current.pending[1] if current.pending else 0
                 current.add(window.start, window.end, window_scores, wide)
                 summary.num_windows += 1
+                summary.num_unscored_windows += bool(np.isnan(window_scores).any())
                 bar.update(window.end - previous_end)
                 bar.set_postfix_str(record.id, refresh=False)
         if current is None:

@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "probability (strand-agnostic); forward: the sequence as written only",
     )
     parser.add_argument(
+        "--max-n-fraction",
+        type=float,
+        default=0.5,
+        help="windows with more N than this fraction (assembly gaps) are not scored: no "
+        "bedGraph interval, left out of the record's max and mean (default 0.5; 1 scores all)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=args.progress,
         strands=args.strands,
+        max_n_fraction=args.max_n_fraction,
     )
     plan = summary.plan
     print(
@@ -74,4 +82,9 @@ def run(args: argparse.Namespace) -> int:
         f"{', '.join(summary.label_names)} -> {args.out}"
         + (f", {args.bedgraph}" if args.bedgraph else "")
     )
+    if summary.num_unscored_windows:
+        print(
+            f"{summary.num_unscored_windows} window(s) not scored: more than "
+            f"{args.max_n_fraction:g} N (--max-n-fraction) or shorter than one k-mer"
+        )
     return 0
