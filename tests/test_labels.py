@@ -71,6 +71,19 @@ def test_sidecar_bad_value_names_line_and_column(tmp_path):
         read_label_table(write(tmp_path, "l.tsv", "id\tx\na\t1\nb\tyes\n"))
 
 
+def test_sidecar_header_and_row_shape_errors(tmp_path):
+    """A repeated column would keep only its last cell; an extra cell would be dropped."""
+    with pytest.raises(LabelError, match=r"line 1: column\(s\) 'lab' appear more than once"):
+        read_label_table(write(tmp_path, "l.tsv", "id\tlab\tlab\nr1\t1\t0\n"))
+    with pytest.raises(LabelError, match=r"line 3: 3 cells but the header has 2 columns"):
+        read_label_table(write(tmp_path, "l.tsv", "id\tlab\nr1\t1\nr2\t1\t7\n"))
+    with pytest.raises(LabelError, match=r"line 1: column 3 of the header has no name"):
+        read_label_table(write(tmp_path, "l.tsv", "id\tlab\t\nr1\t1\t\n"))
+    # a spreadsheet's byte-order mark is not part of the first column's name
+    table = read_label_table(write(tmp_path, "l.csv", "\ufeffid,lab\nr1,1\n"))
+    assert table.names == ["lab"] and table.values["r1"].tolist() == [1.0]
+
+
 def test_sidecar_duplicate_id(tmp_path):
     with pytest.raises(LabelError, match=r"line 3: id 'a' listed twice \(first on line 2\)"):
         read_label_table(write(tmp_path, "l.tsv", "id\tx\na\t1\na\t0\n"))

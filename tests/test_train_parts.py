@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from bigbird_genomics.config_checks import ConfigError
 from bigbird_genomics.datamodule import BlockPadCollator, LengthBucketBatchSampler
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.evaluation import check_labels
 from bigbird_genomics.metrics import compute_metrics
 from bigbird_genomics.train import optimized_value
 from bigbird_genomics.wandb_setup import choose_mode
@@ -142,3 +144,22 @@ def test_wandb_mode_is_offline_without_credentials(monkeypatch, tmp_path) -> Non
     assert choose_mode(None) == "online"
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert choose_mode("online") == "offline"  # the environment wins
+
+
+def test_evaluation_refuses_label_columns_that_are_not_the_checkpoints() -> None:
+    """Same profiles in another order would score each against the wrong column."""
+    model = SimpleNamespace(task_type="multilabel", label_names=["CTCF", "DNase"])
+    data = SimpleNamespace(path="tok", label_names=["DNase", "CTCF"])
+    with pytest.raises(UserError, match="same labels in another order"):
+        check_labels(model, data)
+    data.label_names = ["CTCF"]
+    with pytest.raises(UserError, match=r"1 label\(s\) \(CTCF\), but the checkpoint predicts 2"):
+        check_labels(model, data)
+    data.label_names = ["CTCF", "DNase"]
+    check_labels(model, data)
+    # one binary label may carry another name in a new data set; multiclass has class indices
+    check_labels(SimpleNamespace(task_type="binary", label_names=["label"]), SimpleNamespace(
+        path="tok", label_names=["promoter"]))  # fmt: skip
+    with pytest.raises(UserError, match="checkpoint predicts 1"):
+        check_labels(SimpleNamespace(task_type="binary", label_names=["label"]), data)
+    check_labels(SimpleNamespace(task_type="multiclass", label_names=["class_0", "class_1"]), data)

@@ -41,6 +41,25 @@ def resolve_strands(model: LoadedModel, strands: str = "auto") -> str:
     return strands
 
 
+def check_labels(model: LoadedModel, data: TokenizedDataset) -> None:
+    """Refuse a data set whose label columns are not the checkpoint's outputs: metrics would be
+    computed against the wrong profile (same count, other order) or fail on a shape mismatch."""
+    if model.task_type not in ("binary", "multilabel"):
+        return  # multiclass: one column of class indices
+    ours, theirs = list(model.label_names), list(data.label_names)
+    if len(ours) == len(theirs) == 1 or ours == theirs:
+        return  # a binary label may be named differently in another data set
+    if sorted(ours) == sorted(theirs):
+        problem = "the same labels in another order"
+    else:
+        problem = f"{len(theirs)} label(s) ({', '.join(theirs)})"
+    raise UserError(
+        f"data set {data.path} has {problem}, but the checkpoint predicts {len(ours)} "
+        f"({', '.join(ours)}); tokenize the data with the checkpoint's label columns, in its "
+        "order, or evaluate the checkpoint trained on this data set"
+    )
+
+
 def predict_split(
     model: LoadedModel,
     data: TokenizedDataset,
@@ -55,6 +74,7 @@ def predict_split(
     """
     strands = resolve_strands(model, strands)
     data.check_tokenizer(model.tokenizer.to_dict())
+    check_labels(model, data)
     indices = np.asarray(data.split_indices(split), dtype=np.int64)
     if len(indices) == 0:
         raise UserError(f"data set {data.path} has no examples in split {split!r}")

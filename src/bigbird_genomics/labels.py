@@ -101,10 +101,22 @@ def _read_rows(
                 file_lines.append(number)
                 yield line
 
-    with open(path, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: spreadsheets ("CSV UTF-8") start the file with a byte-order mark
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(data_lines(handle), delimiter=_dialect(path))
         columns = [c.strip() for c in (reader.fieldnames or [])]
         header_line = file_lines[reader.line_num - 1] if reader.line_num else 1
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise LabelError(
+                f"{path}: line {header_line}: column(s) {', '.join(map(repr, repeated))} appear "
+                "more than once in the header; give every column its own name"
+            )
+        if "" in columns:
+            raise LabelError(
+                f"{path}: line {header_line}: column {columns.index('') + 1} of the header has "
+                "no name (a trailing separator?); name it or remove it"
+            )
         missing = [c for c in required if c not in columns]
         if missing:
             sep = "comma" if _dialect(path) == "," else "tab"
@@ -113,7 +125,15 @@ def _read_rows(
                 f"({sep}-separated); found {columns or 'no header'}"
             )
         reader.fieldnames = columns
-        rows = [(file_lines[reader.line_num - 1], row) for row in reader]
+        rows = []
+        for row in reader:
+            line = file_lines[reader.line_num - 1]
+            if row.get(None):  # DictReader files cells beyond the header under None
+                raise LabelError(
+                    f"{path}: line {line}: {len(columns) + len(row[None])} cells but the header "
+                    f"has {len(columns)} columns ({', '.join(columns)})"
+                )
+            rows.append((line, row))
     return columns, header_line, rows
 
 
