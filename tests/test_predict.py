@@ -71,14 +71,14 @@ def random_dna(rng: np.random.Generator, length: int) -> str:
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
-    header, *rows = [line.split("\t") for line in path.read_text().splitlines()]
+    header, *rows = [line.split("\t") for line in path.read_text("utf-8").splitlines()]
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def read_bedgraph(path: Path) -> dict[str, list[tuple[str, int, int, float]]]:
     tracks: dict[str, list[tuple[str, int, int, float]]] = {}
     current = None
-    for line in path.read_text().splitlines():
+    for line in path.read_text("utf-8").splitlines():
         if line.startswith("track"):
             current = line.split('name="')[1].split('"')[0]
             tracks[current] = []
@@ -244,6 +244,15 @@ def test_windows_that_are_mostly_n_are_not_scored(
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--fasta", str(fasta),
                      "--out", str(out), "--overlap-bp", "10"]) == 0  # fmt: skip
     assert "not scored: more than 0.5 N" in capsys.readouterr().out
+
+
+def test_record_ids_outside_ascii_are_written(tmp_path: Path) -> None:
+    """FASTA headers are UTF-8 (`validate` and `tokenize` accept them), so outputs are too."""
+    fasta = tmp_path / "u.fa"
+    fasta.write_text(">séq1 Homo sapiens\nACGTACGTGATTACA\n", encoding="utf-8")
+    predict_fasta(MotifCounter(), fasta, tmp_path / "o.tsv", bedgraph=tmp_path / "o.bg")
+    assert read_tsv(tmp_path / "o.tsv")[0]["id"] == "séq1"
+    assert read_bedgraph(tmp_path / "o.bg")["motif"][0][0] == "séq1"
 
 
 def test_record_shorter_than_k_gets_nan_row_and_no_interval(tmp_path: Path) -> None:

@@ -376,7 +376,7 @@ def _temporary_text(beside: str | os.PathLike[str]) -> Iterator[IO[str]]:
     directory = Path(beside).parent
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
-        "w+", encoding="ascii", dir=directory, prefix=".windows.", suffix=".tmp"
+        "w+", encoding="utf-8", dir=directory, prefix=".windows.", suffix=".tmp"
     ) as stream:
         yield stream
 
@@ -389,7 +389,7 @@ def _write_bedgraph(wide: Path, out: str | os.PathLike[str], labels: Sequence[st
                 f'track type=bedGraph name="{label}" description="bigbird-genomics predict: '
                 f'{label} probability per window"\n'
             )
-            with wide.open(encoding="ascii") as rows:
+            with wide.open(encoding="utf-8") as rows:
                 for row in rows:
                     fields = row.rstrip("\n").split("\t")
                     stream.write(f"{fields[0]}\t{fields[1]}\t{fields[2]}\t{fields[3 + column]}\n")

@@ -67,7 +67,7 @@ class Section:
 def _bedgraph_rows(path: Path) -> Iterable[tuple[str, str, int, int, float]]:
     """(track name, chrom, start, end, value) for every data line of a bedGraph."""
     track = "score"
-    with path.open(encoding="ascii") as stream:
+    with path.open(encoding="utf-8") as stream:
         for number, line in enumerate(stream, start=1):
             if line.startswith("track"):
                 track = line.split('name="', 1)[1].split('"', 1)[0] if 'name="' in line else track
@@ -249,7 +249,7 @@ def predictions_section(paths: Sequence[Path]) -> Section:
     for path in paths:
         if not path.is_file():
             raise ReportInputError(f"{path}: no such prediction TSV")
-        with path.open(encoding="ascii") as stream:
+        with path.open(encoding="utf-8") as stream:
             header = stream.readline().rstrip("\n").split("\t")
             rows = [line.rstrip("\n").split("\t") for line in stream if line.strip()]
         labels = [name[: -len("_max")] for name in header if name.endswith("_max")]

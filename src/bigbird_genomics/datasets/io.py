@@ -26,7 +26,7 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(handle, "w", encoding="ascii", newline="\n") as stream:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             yield stream
         os.chmod(temp_name, 0o644)  # mkstemp makes 0600; outputs are ordinary shared files
         os.replace(temp_name, target)
