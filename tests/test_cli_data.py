@@ -76,6 +76,24 @@ def test_tokenize_builds_a_data_set(tmp_path, small_fasta, capsys):
     assert "4 examples from 2 records" in capsys.readouterr().out
 
 
+def test_tokenize_without_any_example_is_a_user_error(tmp_path, capsys):
+    fasta = tmp_path / "short.fa"
+    fasta.write_text(">r1\nAC\n>r2\nACG\n")
+    assert cli.main(["tokenize", "--fasta", str(fasta), "--out", str(tmp_path / "t"),
+                     "--k", "6"]) == 2  # fmt: skip
+    error = capsys.readouterr().err
+    assert "no record is at least k=6 bases long (2 skipped: r1, r2)" in error
+    assert not (tmp_path / "t").exists()
+
+
+def test_output_path_problems_are_reported_without_a_traceback(tmp_path, small_fasta, capsys):
+    """OSError (a file where a folder should be, permissions, a full disk) names the path."""
+    code = cli.main(["validate", str(small_fasta), "--json", str(small_fasta / "v.json")])
+    error = capsys.readouterr().err
+    assert code == 1 and error.startswith("error: ") and "Traceback" not in error
+    assert str(small_fasta) in error and "bigbird-genomics validate" in error
+
+
 def test_tokenize_bad_overlap_is_a_user_error(tmp_path, small_fasta, capsys):
     argv = ["tokenize", "--fasta", str(small_fasta), "--out", str(tmp_path / "ds"), "--k", "3"]
     assert cli.main([*argv, "--max-tokens", "4", "--overlap-bp", "100"]) == 2

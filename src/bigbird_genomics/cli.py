@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path that is a file, no permission, a full disk: no traceback
+        print(
+            f"error: {error}; check the paths given to bigbird-genomics {name}, their "
+            "permissions and the free disk space",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -410,6 +410,13 @@ def _write_examples(
     if table is not None and (missing or set(table.values) - set(record_ids)):
         check_ids(table, record_ids, fasta)
     example_windows = np.concatenate(windows)
+    if len(example_windows) == 0:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        raise UserError(
+            f"{fasta}: no record is at least k={tokenizer.k} bases long ({len(skipped)} "
+            f"skipped: {shown}), so the data set would have no examples; use a smaller k or "
+            "longer records"
+        )
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(token_counts))]).astype(np.int64)
     np.save(temp / "offsets.npy", offsets)
     np.save(temp / "windows.npy", example_windows)
