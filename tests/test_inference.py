@@ -12,6 +12,7 @@ from bigbird_genomics.errors import UserError
 from bigbird_genomics.inference import CheckpointError, load_checkpoint
 from bigbird_genomics.kmers import KmerTokenizer
 from bigbird_genomics.lightning_module import GenomicsModule
+from bigbird_genomics.tokenized import TokenizedDataset
 
 MODEL = {"vocab_size": 69, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
          "intermediate_size": 32, "dropout": 0.1, "max_tokens": 64, "rotary_base": 10000.0}
@@ -132,8 +133,32 @@ def test_bad_checkpoints_are_user_errors(tmp_path: Path) -> None:
         load_checkpoint(foreign)
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="cannot read .*not a PyTorch checkpoint"):
         load_checkpoint(garbage)
+
+
+def test_devices_that_do_not_exist_here_are_user_errors(tmp_path: Path) -> None:
+    """Not reported as an unreadable checkpoint (torch's deserialisation error)."""
+    checkpoint = _checkpoint(tmp_path / "m.ckpt")
+    with pytest.raises(UserError, match="--device gpu is not a torch device"):
+        load_checkpoint(checkpoint, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="--device cuda: CUDA is not available here"):
+            load_checkpoint(checkpoint, device="cuda")
+
+
+def test_evaluation_data_longer_than_the_context_names_the_fix(tmp_path: Path) -> None:
+    from bigbird_genomics.evaluation import predict_split
+    from bigbird_genomics.tokenized import tokenize_fasta
+
+    fasta = tmp_path / "long.fa"
+    fasta.write_text("".join(f">r{i} labels=0,1 split=test\n{'ACGT' * 30}\n" for i in range(3)))
+    data = tokenize_fasta(fasta, tmp_path / "tok", KmerTokenizer(k=3), max_tokens=118)
+    model = load_checkpoint(  # context: 63 k-mers + [CLS]
+        _checkpoint(tmp_path / "m.ckpt", labels=("label_0", "label_1"))
+    )
+    with pytest.raises(UserError, match="up to 118 k-mer tokens .* --max-tokens 63"):
+        predict_split(model, TokenizedDataset(data), "test")
 
 
 def test_binary_checkpoint_gives_one_column(tmp_path: Path) -> None:

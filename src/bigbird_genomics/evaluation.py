@@ -80,6 +80,13 @@ def predict_split(
         raise UserError(f"data set {data.path} has no examples in split {split!r}")
     if data.labels(int(indices[0])) is None:
         raise UserError(f"data set {data.path} has no labels: nothing to evaluate against")
+    longest = int(np.asarray(data.lengths)[indices].max())
+    if longest > model.max_tokens - 1:
+        raise UserError(
+            f"data set {data.path} has {split} examples of up to {longest} k-mer tokens but the "
+            f"checkpoint's context holds {model.max_tokens - 1} (+[CLS]); tokenize the FASTA "
+            f"again with --max-tokens {model.max_tokens - 1}"
+        )
     order = indices[np.argsort(np.asarray(data.lengths)[indices], kind="stable")]
     probs = []
     for start in range(0, len(order), batch_size):

@@ -26,9 +26,33 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, or not written by bigbird-genomics training."""
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device that exists here, or a UserError saying what to use instead."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise UserError(
+            f"--device {device} is not a torch device ({error}); use cpu, cuda, cuda:N or mps"
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--device {device}: CUDA is not available here (no GPU, or a CPU build of torch); "
+            "use --device cpu"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device}: MPS (Apple GPU) is not available here; use cpu")
+    return resolved
+
+
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """The raw checkpoint dict, loaded safely (weights_only=True)."""
     path = Path(path)
+    device = resolve_device(device)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass a run's checkpoints/best.ckpt"
@@ -36,7 +60,14 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+        # torch's own message can run to a page (and suggests weights_only=False, which would
+        # let the file run code): its first line is enough
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {reason}): not a PyTorch "
+            "checkpoint written by bigbird-genomics training, or a truncated one; pass a run's "
+            "checkpoints/best.ckpt"
+        ) from error
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not hparams or not {"model", "attention", "task", "tokenizer"} <= set(hparams):
         raise CheckpointError(
