@@ -65,7 +65,7 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
     best = best_checkpoint(trainer, run_dir)
     if module.task_type == "mlm":
         results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(best),
-                                   verbose=False)
+                                   verbose=False, weights_only=True)
     if not trainer.is_global_zero:
         return {}
     throughput = next((c.last_tokens_per_s for c in trainer.callbacks

@@ -302,7 +302,9 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
             logger.log_hyperparams(
                 {"config": cfg, "model/parameters": module.network.num_parameters()}
             )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # weights_only: a checkpoint given to resume from never runs code (torch < 2.6 defaults to a
+    # full unpickle); ours hold tensors and plain hyper-parameters only
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
     if metrics:  # rank 0 only
         add_monitored_score(metrics, trainer, cfg["task"]["monitor"], run_dir)
