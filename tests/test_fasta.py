@@ -165,6 +165,11 @@ def test_genbank(tmp_path):
     assert "GenBank" in message and "SeqIO.convert" in message
 
 
+def test_byte_order_mark(tmp_path):
+    message = error_of(write(tmp_path, b"\xef\xbb\xbf>r1\nACGT\n"))
+    assert "line 1" in message and "byte-order mark" in message and "sed -i" in message
+
+
 def test_binary(tmp_path):
     assert "binary file" in error_of(write(tmp_path, b"\x89PNG\r\n\x1a\n\x00\x00\x00"))
 

@@ -55,6 +55,14 @@ def test_off_chromosome_padded_or_dropped(genome):
     assert extract(genome, edge, start, flank_bp=2, off_chrom="drop") == []
 
 
+def test_empty_interval_needs_a_flank(genome):
+    """BED allows start = end (an insertion point); only a flank gives it a sequence."""
+    point = Interval("chr1", 4, 4, "pt", "+", line=2)
+    assert extract(genome, point, flank_bp=2) == [("pt region=chr1:2-6 strand=+", "AACC")]
+    with pytest.raises(IntervalError, match=r"line 2: the interval chr1:4-4 is empty"):
+        extract(genome, point)
+
+
 def test_unknown_chromosome_and_interval_past_the_end(genome):
     with pytest.raises(IntervalError, match="chromosome 'chrX' is not in the genome"):
         extract(genome, Interval("chrX", 0, 5, line=7))

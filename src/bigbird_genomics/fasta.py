@@ -205,6 +205,11 @@ class _FastaReader:
                 "looks like GenBank (starts with 'LOCUS'); convert it with Biopython: "
                 "`SeqIO.convert(in, 'genbank', out, 'fasta')`"
             )
+        elif head.startswith(b"\xef\xbb\xbf"):
+            kind = (
+                "starts with a UTF-8 byte-order mark (some Windows editors save one); remove "
+                "it, e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`"
+            )
         elif head.startswith(b"ID   "):
             kind = "looks like EMBL (starts with 'ID'); convert it to FASTA first"
         else:

@@ -181,10 +181,16 @@ def extract_intervals(
             )
         left, right = (downstream, upstream) if interval.strand == "-" else (upstream, downstream)
         start, end = interval.start - left, interval.end + right
+        if end <= start:
+            raise IntervalError(
+                f"{source}: line {interval.line}: the interval {interval.chrom}:{interval.start}-"
+                f"{interval.end} is empty (start = end) and no flank widens it, so its record "
+                "would have no sequence; give a flank (--flank-bp) or fix the interval"
+            )
         pad_left, pad_right = max(0, -start), max(0, end - length)
         if (pad_left or pad_right) and off_chrom == "drop":
             continue
-        inner = fasta[interval.chrom][max(0, start) : min(end, length)] if end > start else ""
+        inner = fasta[interval.chrom][max(0, start) : min(end, length)]
         sequence = "N" * pad_left + str(inner) + "N" * pad_right
         if interval.strand == "-":
             sequence = reverse_complement(sequence)
