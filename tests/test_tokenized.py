@@ -266,3 +266,13 @@ def test_window_tokens_equal_encoding_each_window(k_stride, length, max_tokens, 
     pieces = np.split(tokens, np.cumsum(counts)[:-1])
     for piece, start, end in zip(pieces, starts, ends, strict=True):
         assert piece.tolist() == tokenizer.encode(sequence[start:end]).tolist()
+
+
+def test_an_output_folder_of_other_files_is_refused_before_any_work(tmp_path):
+    """Checked first (the FASTA below does not even exist), and again before the rename."""
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="exists and is not a tokenized data set"):
+        tokenize_fasta(tmp_path / "missing.fa", out, KmerTokenizer(k=3))
+    assert (out / "notes.txt").read_text() == "mine"

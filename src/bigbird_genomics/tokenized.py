@@ -213,15 +213,18 @@ def _assign_splits(
     return result.astype(np.uint8)
 
 
+def _check_replaceable(out_dir: Path) -> None:
+    """`out_dir` may be replaced: absent, empty, or a tokenized data set (never other files)."""
+    if out_dir.exists() and (
+        not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "meta.json").exists())
+    ):
+        raise UserError(f"{out_dir}: exists and is not a tokenized data set; choose another --out")
+
+
 def _replace_directory(temp: Path, out_dir: Path) -> None:
     """Rename the finished temp directory over `out_dir`, refusing to clobber non-data sets."""
     if out_dir.exists():
-        if not out_dir.is_dir() or (
-            any(out_dir.iterdir()) and not (out_dir / "meta.json").exists()
-        ):
-            raise UserError(
-                f"{out_dir}: exists and is not a tokenized data set; choose another --out"
-            )
+        _check_replaceable(out_dir)  # again: it may have changed while we tokenized
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         os.replace(out_dir, old)
         os.replace(temp, out_dir)
@@ -264,6 +267,7 @@ def tokenize_fasta(
         )
     window_bp = tokenizer.max_bases(max_tokens)
     plan_windows(window_bp + 1, window_bp, overlap_bp)  # validates overlap before any work
+    _check_replaceable(out_dir)
     table = read_label_table(labels_table) if labels_table is not None else None
     groups = read_label_groups(label_groups_table) if label_groups_table is not None else {}
 
