@@ -83,6 +83,19 @@ def test_dry_run_plans_the_whole_demo_dag(workdir: Path) -> None:
         assert f"rule {rule}:" in out, f"rule {rule} missing from the demo DAG"
 
 
+def test_zero_valued_predict_settings_reach_the_command(workdir: Path) -> None:
+    """`overlap_bp: 0` and `max_n_fraction: 0` are settings, not "unset"."""
+
+    def change(config: dict) -> None:
+        config["predict"]["chromosome"].update(overlap_bp=0, max_n_fraction=0)
+
+    config = write_config(workdir, change)
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "--overlap-bp 0 --max-n-fraction 0" in out
+
+
 def test_build_entries_run_the_builders_before_validation(workdir: Path) -> None:
     """`build:` runs bigbird-genomics builders; tasks that name their outputs depend on them."""
     rng = np.random.default_rng(0)

@@ -112,8 +112,8 @@ def quoted(values):
 
 
 def optional_flag(flag, value):
-    """`--flag 'value'` when a config value is set, else nothing."""
-    return f"{flag} {shlex.quote(str(value))}" if value else ""
+    """`--flag 'value'` when a config value is set (0 included: `overlap_bp: 0`), else nothing."""
+    return "" if value is None or value == "" else f"{flag} {shlex.quote(str(value))}"
 
 
 def tokenize_setting(task, key):

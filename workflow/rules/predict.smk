@@ -18,6 +18,9 @@ rule predict:
         overlap=lambda wildcards: optional_flag(
             "--overlap-bp", PREDICTIONS[wildcards.name].get("overlap_bp")
         ),
+        max_n=lambda wildcards: optional_flag(
+            "--max-n-fraction", PREDICTIONS[wildcards.name].get("max_n_fraction")
+        ),
         device=COMPUTE["device"],
     log:
         f"{RESULTS}/logs/predict/{{name}}.log",
@@ -30,5 +33,5 @@ rule predict:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics predict --checkpoint {input.checkpoint} --fasta {params.fasta:q}"
-        " --out {output.tsv} --bedgraph {output.bedgraph} {params.window} {params.overlap}"
+        " --out {output.tsv} --bedgraph {output.bedgraph} {params.window} {params.overlap} {params.max_n}"
         " --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"
