@@ -76,6 +76,15 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         ("model.stem_layers=2", "model.stem_layers"),
         ("model.stem_kernel=5 model.stem_layers=0", "model.stem_layers"),
         ("callbacks.ema_decay=1.0", "callbacks.ema_decay"),
+        ("optim.lr=-1e-3", "optim.lr"),
+        ("optim.min_lr_ratio=-1", "optim.min_lr_ratio"),
+        ("optim.warmup_ratio=1.5", "optim.warmup_ratio"),
+        ("optim.weight_decay=-0.1", "optim.weight_decay"),
+        ("model.num_heads=0", "model.num_heads"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("task.monitor=val/aucroc", "task.monitor"),
+        ("task.monitor_mode=maximum", "task.monitor_mode"),
+        ("task=chromatin task.monitor=val/auroc", "task.monitor"),
         ("callbacks.ema_decay=-0.5", "callbacks.ema_decay"),
     ],
 )
@@ -84,6 +93,34 @@ def test_invalid_values_name_the_key(override: str, key: str, tmp_path: Path) ->
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train(config, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("task=chromatin", r"task\.type=multilabel needs two or more label columns"),
+        ("task.pos_weight=[1,2]", r"task\.pos_weight has 2 values"),
+    ],
+)
+def test_task_settings_that_do_not_fit_the_labels_name_the_key(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    """Both used to fail inside Lightning's sanity check with a torch/torchmetrics traceback."""
+    dataset = motif_dataset(tmp_path)  # one binary label column
+    config = training_config(tmp_path / "run", dataset, override.split())
+    with pytest.raises(ConfigError, match=message):
+        train(config, tmp_path / "run")
+
+
+def test_warmup_as_long_as_the_run_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = motif_dataset(tmp_path)
+    config = training_config(tmp_path / "run", dataset, ["trainer.max_steps=2",
+                                                          "optim.warmup_steps=1000"])
+    with caplog.at_level("WARNING"):
+        train(config, tmp_path / "run")
+    assert "optim.warmup_steps=1000 is as long as the whole run (2 optimizer steps)" in caplog.text
 
 
 def test_tokenizer_mismatch_with_data_set_names_the_key(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks import Timer
 from training_support import motif_dataset, training_config
 
 from bigbird_genomics.cli import main as cli_main
+from bigbird_genomics.config_checks import ConfigError
 from bigbird_genomics.inference import load_checkpoint, load_encoder_weights
 from bigbird_genomics.lightning_module import warmup_cosine
 from bigbird_genomics.tokenized import TokenizedDataset
@@ -225,3 +226,18 @@ def test_ema_decay_puts_the_averaged_weights_in_the_checkpoints(
         dict(loaded.network.named_parameters())[name], expected[f"network.{name}"],
         rtol=0, atol=1e-6,
     )
+
+
+def test_a_new_run_beside_earlier_checkpoints_is_refused(run_dir: Path, dataset: Path) -> None:
+    """Otherwise a run that fails or never validates leaves the earlier best.ckpt beside its
+    own config.yaml; nothing is written before the refusal."""
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="holds checkpoints of an earlier run .*ckpt_path=last"):
+        train(training_config(run_dir, dataset, ["trainer.max_epochs=1"]), run_dir)
+    # resuming with a model of another shape names the settings instead of a state_dict error
+    changed = ["trainer.max_epochs=3", "ckpt_path=last", "model.hidden_size=32",
+               "attention.num_random_blocks=0"]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model\.hidden_size: 16 in the checkpoint, 32 now; "
+                                          r"attention\.num_random_blocks: 1 .*, 0 now"):
+        train(training_config(run_dir, dataset, changed), run_dir)
+    assert before == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}

@@ -39,6 +39,10 @@ def check_static(cfg: dict[str, Any]) -> None:
             f"model.max_tokens={context}; choose a block size that divides it (e.g. "
             f"{_divisors_hint(context)})"
         )
+    if model["num_heads"] < 1:
+        raise ConfigError(f"model.num_heads={model['num_heads']} must be >= 1")
+    if not 0.0 <= model["dropout"] < 1.0:
+        raise ConfigError(f"model.dropout={model['dropout']} must be in [0, 1)")
     if model["hidden_size"] % model["num_heads"]:
         raise ConfigError(
             f"model.hidden_size={model['hidden_size']} is not divisible by "
@@ -52,6 +56,7 @@ def check_static(cfg: dict[str, Any]) -> None:
     task = cfg["task"]
     if task["type"] not in TASK_TYPES:
         raise ConfigError(f"task.type={task['type']!r} must be one of {', '.join(TASK_TYPES)}")
+    _check_monitor(task)
     if task["pooling"] not in POOLINGS:
         raise ConfigError(f"task.pooling={task['pooling']!r} must be one of {', '.join(POOLINGS)}")
     if task["type"] == "multiclass" and (task.get("num_classes") or 0) < 2:
@@ -64,6 +69,7 @@ def check_static(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
     _check_strategy(cfg["trainer"])
     _check_ema((cfg.get("callbacks") or {}).get("ema_decay"), cfg["trainer"])
+    _check_optim(cfg["optim"])
     _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
 
 
@@ -133,6 +139,47 @@ def _check_strategy(trainer: dict[str, Any]) -> None:
         )
 
 
+# What the LightningModule logs at each validation, by task type (lightning_module.py,
+# metrics.py); multi-label groups add val/group/<group>/<score>.
+MONITORS = {
+    "binary": ("val/loss", "val/accuracy", "val/f1", "val/mcc", "val/auroc", "val/auprc"),
+    "multilabel": ("val/loss", "val/accuracy", "val/auroc_mean", "val/auroc_median",
+                   "val/auprc_mean", "val/auprc_median", "val/profiles_scored"),
+    "mlm": ("val/loss", "val/accuracy"),
+}
+MONITORS["multiclass"] = MONITORS["binary"]
+
+
+def _check_monitor(task: dict[str, Any]) -> None:
+    """A misspelt monitor would otherwise fail after the first epoch, inside Lightning."""
+    if task["monitor_mode"] not in ("min", "max"):
+        raise ConfigError(f"task.monitor_mode={task['monitor_mode']!r} must be min or max")
+    known = MONITORS.get(task["type"], ())
+    monitor = task["monitor"]
+    if known and monitor not in known and not (
+        task["type"] == "multilabel" and str(monitor).startswith("val/group/")
+    ):
+        raise ConfigError(
+            f"task.monitor={monitor} is not logged for task.type={task['type']}; use one of "
+            f"{', '.join(known)}"
+        )
+
+
+def _check_optim(optim: dict[str, Any]) -> None:
+    """Values AdamW and the warm-up + cosine schedule accept but that cannot train well."""
+    if not optim["lr"] > 0:
+        raise ConfigError(f"optim.lr={optim['lr']} must be > 0")
+    if optim["weight_decay"] < 0:
+        raise ConfigError(f"optim.weight_decay={optim['weight_decay']} must be >= 0")
+    if not 0.0 <= optim["warmup_ratio"] <= 1.0:
+        raise ConfigError(f"optim.warmup_ratio={optim['warmup_ratio']} must be in [0, 1]")
+    if optim.get("warmup_steps") is not None and optim["warmup_steps"] < 0:
+        raise ConfigError(f"optim.warmup_steps={optim['warmup_steps']} must be >= 0 (or null)")
+    if not 0.0 <= optim["min_lr_ratio"] <= 1.0:
+        # below 0 the cosine ends with a negative learning rate: gradient ascent
+        raise ConfigError(f"optim.min_lr_ratio={optim['min_lr_ratio']} must be in [0, 1]")
+
+
 def _check_ema(decay: Any, trainer: dict[str, Any]) -> None:
     if decay is None:
         return
@@ -187,4 +234,15 @@ def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str,
         raise ConfigError(
             f"task.type={task['type']} expects one label column, data set {data.path} has "
             f"{len(data.label_names)} ({', '.join(data.label_names[:5])}...); use task=chromatin"
+        )
+    if task["type"] == "multilabel" and len(data.label_names) < 2:
+        raise ConfigError(
+            f"task.type=multilabel needs two or more label columns, data set {data.path} has "
+            f"one ({data.label_names[0]}); use task=promoter (binary) for a single label"
+        )
+    pos_weight = task.get("pos_weight")
+    if isinstance(pos_weight, list) and len(pos_weight) != len(data.label_names):
+        raise ConfigError(
+            f"task.pos_weight has {len(pos_weight)} values but data set {data.path} has "
+            f"{len(data.label_names)} label column(s); give one weight per label, or auto"
         )

@@ -182,6 +182,12 @@ class GenomicsModule(pl.LightningModule):
         if warmup is None:
             warmup = int(total * optim.get("warmup_ratio", 0.1))
         min_lr_ratio = optim.get("min_lr_ratio", 0.1)
+        if warmup >= total > 0:
+            log.warning(
+                "optim.warmup_steps=%d is as long as the whole run (%d optimizer steps): the "
+                "learning rate never reaches optim.lr; lower optim.warmup_steps or use "
+                "optim.warmup_ratio", warmup, total,
+            )
         if any(isinstance(callback, Timer) for callback in self.trainer.callbacks):
             # Measured in issue #6: 20 epochs under a 30-minute limit stopped inside the warm-up.
             log.warning(

@@ -245,11 +245,58 @@ def resolve_ckpt_path(value: str | None, run_dir: Path) -> str | None:
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             return str(last)
-        log.warning("ckpt_path=last but %s does not exist: starting from scratch", last)
+        log.warning(
+            "ckpt_path=last but %s does not exist: starting from scratch (to resume an earlier "
+            "run, point hydra.run.dir at its directory)", last,
+        )
         return None
     if not Path(value).is_file():
         raise ConfigError(f"ckpt_path={value} does not exist")
     return value
+
+
+def refuse_earlier_checkpoints(run_dir: Path) -> None:
+    """A new run must not train beside an earlier run's checkpoints: a run that fails or never
+    validates would leave them next to its own config, and Lightning would overwrite them."""
+    earlier = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    if earlier:
+        raise ConfigError(
+            f"{run_dir} holds checkpoints of an earlier run ({', '.join(earlier)}); resume it "
+            f"with ckpt_path=last, or remove {run_dir / 'checkpoints'} (or pick another "
+            "hydra.run.dir) to start over"
+        )
+
+
+# Settings a resumed run must share with its checkpoint: they fix the weights' shapes or what
+# the weights mean. (Dropout, the attention backend and the optimiser may change.)
+RESUME_KEYS = {
+    "model": ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+              "max_tokens", "rotary_base", "stem_kernel", "stem_pool", "stem_layers"),
+    "attention": ("block_size", "num_window_blocks", "num_global_blocks", "num_random_blocks",
+                  "random_per_head", "seed"),
+    "tokenizer": ("k", "stride"),
+    "task": ("type", "label_names", "num_classes", "pooling"),
+}
+
+
+def check_resumable(module, ckpt_path: str) -> None:
+    """Name the settings that differ from the checkpoint's, before Lightning fails on a shape."""
+    from bigbird_genomics.inference import read_checkpoint
+
+    saved = read_checkpoint(ckpt_path)["hyper_parameters"]
+    changed = [
+        f"{group}.{key}: {saved[group].get(key)!r} in the checkpoint, {now!r} now"
+        for group, keys in RESUME_KEYS.items()
+        for key in keys
+        if (now := module.hparams[group].get(key)) != saved[group].get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            f"cannot resume from {ckpt_path}: it was trained with other settings ("
+            + "; ".join(changed)
+            + "); resume with the checkpoint's settings, or start a new run in another "
+            "hydra.run.dir"
+        )
 
 
 # ------------------------------------------------------------------------ training
@@ -277,8 +324,12 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     )
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    if ckpt_path is None:
+        refuse_earlier_checkpoints(run_dir)
+    else:
+        check_resumable(module, ckpt_path)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if ckpt_path is not None:
         keep_csv_history(run_dir / "csv")
     loggers = build_loggers(cfg, run_dir)

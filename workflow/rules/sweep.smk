@@ -27,7 +27,7 @@ rule train_sweep:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
-        " hydra.run.dir={params.run_dir} {params.base_overrides} {params.overrides} > {log} 2>&1"
+        " hydra.run.dir={params.run_dir} ckpt_path=last {params.base_overrides} {params.overrides} > {log} 2>&1"
 
 
 rule sweep_summary:

@@ -1,4 +1,5 @@
-# Training (Hydra app, run directory pinned to the rule's output) and evaluation on the test split.
+# Training (Hydra app, run directory pinned to the rule's output; an interrupted run resumes from
+# its last.ckpt) and evaluation on the test split.
 
 
 rule train:
@@ -38,7 +39,7 @@ rule train:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
-        " hydra.run.dir={params.run_dir} {params.overrides} > {log} 2>&1"
+        " hydra.run.dir={params.run_dir} ckpt_path=last {params.overrides} > {log} 2>&1"
 
 
 rule evaluate:
