@@ -144,6 +144,11 @@ def test_wandb_mode_is_offline_without_credentials(monkeypatch, tmp_path) -> Non
     assert choose_mode(None) == "online"
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert choose_mode("online") == "offline"  # the environment wins
+    monkeypatch.setenv("WANDB_MODE", "dryrun")  # wandb's older name for offline
+    assert choose_mode(None) == "offline"
+    monkeypatch.setenv("WANDB_MODE", "of")
+    with pytest.raises(UserError, match="WANDB_MODE='of': the W&B mode must be one of"):
+        choose_mode(None)
 
 
 def test_evaluation_refuses_label_columns_that_are_not_the_checkpoints() -> None:

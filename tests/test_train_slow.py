@@ -124,12 +124,18 @@ def test_ddp_with_two_cpu_processes(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_multirun_sweep_writes_a_summary(dataset: Path, tmp_path: Path) -> None:
+    """A grid point whose config fails (a 48-token block does not divide the 64-token context)
+    is recorded in its own directory and does not stop the other jobs."""
     sweep = tmp_path / "sweep"
     result = run_train_cli(
-        dataset, tmp_path, "attention.num_random_blocks=0,1", f"hydra.sweep.dir={sweep}",
-        multirun=True,
+        dataset, tmp_path, "attention.block_size=48,16", "attention.num_random_blocks=0,1",
+        f"hydra.sweep.dir={sweep}", multirun=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    failed = sorted(sweep.glob("*/failed.txt"))
+    assert len(failed) == 2
+    assert all("attention.block_size=48" in path.read_text() for path in failed)
+    assert "2 sweep job(s) did not train" in result.stderr + result.stdout
     rows = (sweep / "summary.tsv").read_text().splitlines()
     assert len(rows) == 3
     header = rows[0].split("\t")

@@ -18,9 +18,15 @@ class SweepSummary(Callback):
     """Writes `<sweep dir>/summary.tsv` and `summary.png` (see `sweep_summary`)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from bigbird_genomics.sweep_summary import write_summary
+        from bigbird_genomics.sweep_summary import FAILED_RUN_FILE, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        failed = sorted(path.parent.name for path in sweep_dir.glob(f"*/{FAILED_RUN_FILE}"))
+        if failed:
+            log.warning(
+                "%d sweep job(s) did not train (%s): see %s in their directories",
+                len(failed), ", ".join(failed), FAILED_RUN_FILE,
+            )
         try:
             rows = write_summary([sweep_dir], sweep_dir / "summary.tsv", sweep_dir / "summary.png")
         except UserError as error:

@@ -43,6 +43,9 @@ PREFERRED_METRICS = (
 )
 
 
+# Written into a grid-sweep job's directory instead of metrics.json when its config fails.
+FAILED_RUN_FILE = "failed.txt"
+
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories among `paths`: each path, or its sub-directories, with metrics.json."""
     runs: list[Path] = []

@@ -28,6 +28,7 @@ from bigbird_genomics.config_checks import ConfigError, check_against_data, chec
 from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.run_outputs import finish_run
+from bigbird_genomics.sweep_summary import FAILED_RUN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -437,8 +438,21 @@ def main(config: DictConfig) -> float | None:
             return optimized_value(metrics, cfg["optimized_metric"])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        if not in_grid_sweep():
+            sys.exit(2)
+        # Hydra's launcher runs a grid's jobs in turn, and an exit would stop the rest: record
+        # the failure in the job's directory (the sweep summary lists it) and go on.
+        with atomic_open(run_dir / FAILED_RUN_FILE) as handle:
+            handle.write(f"{error}\n")
     return None
+
+
+def in_grid_sweep() -> bool:
+    """True in a `-m` multirun of the basic sweeper (each job independent), not under Optuna."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN and not sweep_optimizes()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger
 
+from bigbird_genomics.errors import UserError
+
 MODES = ("online", "offline", "disabled")
 INIT_TIMEOUT_S = 30  # wandb waits up to 90 s by default before giving up on the network
 
@@ -33,10 +35,14 @@ def has_credentials() -> bool:
 
 def choose_mode(configured: str | None = None) -> str:
     """online / offline / disabled, following the precedence in the module docstring."""
-    for candidate in (os.environ.get("WANDB_MODE"), configured):
+    for source, candidate in (("WANDB_MODE", os.environ.get("WANDB_MODE")),
+                              ("logger.wandb.mode", configured)):  # fmt: skip
         if candidate:
+            candidate = {"dryrun": "offline", "run": "online"}.get(candidate, candidate)  # wandb's
             if candidate not in MODES:
-                raise ValueError(f"W&B mode must be one of {MODES}, got {candidate!r}")
+                raise UserError(
+                    f"{source}={candidate!r}: the W&B mode must be one of {', '.join(MODES)}"
+                )
             return candidate
     return "online" if has_credentials() else "offline"
 
