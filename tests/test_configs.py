@@ -77,6 +77,7 @@ def test_unknown_key_is_rejected_with_its_name() -> None:
         ("model.stem_kernel=5 model.stem_layers=0", "model.stem_layers"),
         ("callbacks.ema_decay=1.0", "callbacks.ema_decay"),
         ("optim.lr=-1e-3", "optim.lr"),
+        ("data.dataset=/nonexistent/tokenized", "data.dataset"),
         ("optim.min_lr_ratio=-1", "optim.min_lr_ratio"),
         ("optim.warmup_ratio=1.5", "optim.warmup_ratio"),
         ("optim.weight_decay=-0.1", "optim.weight_decay"),

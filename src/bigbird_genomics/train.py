@@ -310,6 +310,13 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     check_static(cfg)
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
     model = model_settings(cfg)
+    given = cfg["data"]["dataset"]
+    if given and not (Path(given) / "meta.json").is_file():
+        raise ConfigError(
+            f"data.dataset={given} is not a tokenized data set (no meta.json there); make one "
+            "with `bigbird-genomics tokenize --fasta FASTA --out DIR` and pass that DIR, or set "
+            "data.dataset=null for the demo data"
+        )
     dataset = cfg["data"]["dataset"] or prepare_demo_dataset(cfg, tokenizer)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     datamodule = TokenizedDataModule(
