@@ -84,6 +84,19 @@ def test_sidecar_header_and_row_shape_errors(tmp_path):
     assert table.names == ["lab"] and table.values["r1"].tolist() == [1.0]
 
 
+def test_class_labels_for_multiclass(tmp_path):
+    assert header_labels("r class=3 split=train", "w").tolist() == [3.0]
+    assert header_label_names("r class=3", 1) == ["class"]
+    with pytest.raises(LabelError, match=r"class '300' is not a class index"):
+        header_labels("r class=300", "w")
+    with pytest.raises(LabelError, match="label= and class=; keep one"):
+        header_labels("r label=1 class=2", "w")
+    table = read_label_table(write(tmp_path, "c.tsv", "id\tclass\na\t4\nb\t0\n"))
+    assert table.names == ["class"] and table.values["a"].tolist() == [4.0]
+    with pytest.raises(LabelError, match="must be the only label column"):
+        read_label_table(write(tmp_path, "c.tsv", "id\tclass\tCTCF\na\t4\t1\n"))
+
+
 def test_sidecar_duplicate_id(tmp_path):
     with pytest.raises(LabelError, match=r"line 3: id 'a' listed twice \(first on line 2\)"):
         read_label_table(write(tmp_path, "l.tsv", "id\tx\na\t1\na\t0\n"))

@@ -276,3 +276,12 @@ def test_an_output_folder_of_other_files_is_refused_before_any_work(tmp_path):
     with pytest.raises(UserError, match="exists and is not a tokenized data set"):
         tokenize_fasta(tmp_path / "missing.fa", out, KmerTokenizer(k=3))
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_records_with_another_kind_of_header_label_are_refused(tmp_path):
+    """`label=1` and `class=1` both give one label: mixing them would be read as one column."""
+    fasta = tmp_path / "mixed.fa"
+    fasta.write_text(">a label=1\nACGTACGT\n>b class=1\nACGTACGT\n")
+    message = r"record 'b'.*1 header label\(s\) \['class'\] but the first .* 1 \['label'\]"
+    with pytest.raises(LabelError, match=message):
+        tokenize_fasta(fasta, tmp_path / "out", KmerTokenizer(k=3))

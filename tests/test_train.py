@@ -241,3 +241,53 @@ def test_a_new_run_beside_earlier_checkpoints_is_refused(run_dir: Path, dataset:
                                           r"attention\.num_random_blocks: 1 .*, 0 now"):
         train(training_config(run_dir, dataset, changed), run_dir)
     assert before == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+
+
+def write_class_fasta(path: Path, count: int = 150, length: int = 60) -> Path:
+    """Three classes: GATTACA planted (0), CCGGAATT planted (1), neither (2); `class=K`."""
+    from bigbird_genomics.datasets.io import format_header, write_fasta
+
+    rng = np.random.default_rng(5)
+    records = []
+    for index in range(count):
+        sequence = "".join(rng.choice(list("ACGT"), size=length))
+        label = index % 3
+        if label < 2:
+            motif = ("GATTACA", "CCGGAATT")[label]
+            start = int(rng.integers(0, length - len(motif)))
+            sequence = sequence[:start] + motif + sequence[start + len(motif):]
+        split = "train" if index < 0.7 * count else ("val" if index < 0.85 * count else "test")
+        records.append((format_header(f"c{index:04d}", {"class": label, "split": split}),
+                        sequence))  # fmt: skip
+    return write_fasta(path, records)
+
+
+def test_multiclass_trains_from_class_labels_end_to_end(tmp_path: Path) -> None:
+    """`class=K` headers -> one `class` label -> task.type=multiclass: training, checkpoint,
+    evaluate and the config checks that keep class and 0/1 data apart."""
+    from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.tokenized import tokenize_fasta
+
+    data = tokenize_fasta(write_class_fasta(tmp_path / "classes.fa"), tmp_path / "tok",
+                          KmerTokenizer(k=3), max_tokens=63)  # fmt: skip
+    assert TokenizedDataset(data).label_names == ["class"]
+    multiclass = ["task.type=multiclass", "task.num_classes=3"]
+    run = tmp_path / "run"
+    metrics = train(training_config(run, data, [*multiclass, "trainer.max_epochs=2"]), run)
+    assert {"accuracy", "f1", "mcc", "auroc", "auprc"} <= set(metrics["test"])
+    loaded = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert loaded.label_names == ["class_0", "class_1", "class_2"]
+    probs = loaded.predict_proba([TokenizedDataset(data).tokens(0)])
+    assert probs.shape == (1, 3) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    out = tmp_path / "eval.json"
+    assert cli_main(["evaluate", "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
+                     "--data", str(data), "--out", str(out)]) == 0  # fmt: skip
+    assert json.loads(out.read_text())["test"]["num_examples"] == metrics["test"]["num_examples"]
+    with pytest.raises(ConfigError, match=r"task\.num_classes=2 but .* has class 2"):
+        train(training_config(tmp_path / "r2", data, ["task.type=multiclass",
+                                                      "task.num_classes=2"]), tmp_path / "r2")
+    with pytest.raises(ConfigError, match="has class labels .*task.type=multiclass"):
+        train(training_config(tmp_path / "r3", data, []), tmp_path / "r3")
+    binary = motif_dataset(tmp_path / "binary")
+    with pytest.raises(ConfigError, match="task.type=multiclass needs class labels"):
+        train(training_config(tmp_path / "r4", binary, multiclass), tmp_path / "r4")

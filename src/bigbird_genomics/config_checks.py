@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from bigbird_genomics.attention import SparsityConfig
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.labels import CLASS_LABEL
 from bigbird_genomics.model.network import TASK_TYPES
 
 POOLINGS = ("cls", "mean")
@@ -234,6 +236,26 @@ def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str,
         raise ConfigError(
             f"task.type={task['type']} expects one label column, data set {data.path} has "
             f"{len(data.label_names)} ({', '.join(data.label_names[:5])}...); use task=chromatin"
+        )
+    is_class_data = list(data.label_names) == [CLASS_LABEL]
+    if task["type"] == "multiclass":
+        if not is_class_data:
+            raise ConfigError(
+                f"task.type=multiclass needs class labels (headers `class=K`, or a sidecar "
+                f"`class` column), but data set {data.path} has 0/1 labels "
+                f"({', '.join(data.label_names[:5])}); tokenize class-labelled data, or use "
+                "task=promoter (binary)"
+            )
+        largest = int(np.asarray(data.label_array[:, 0]).max())
+        if largest >= task["num_classes"]:
+            raise ConfigError(
+                f"task.num_classes={task['num_classes']} but data set {data.path} has class "
+                f"{largest}; set task.num_classes={largest + 1} (classes are 0..N-1)"
+            )
+    elif is_class_data:
+        raise ConfigError(
+            f"data set {data.path} has class labels (multi-class); set task.type=multiclass "
+            "and task.num_classes"
         )
     if task["type"] == "multilabel" and len(data.label_names) < 2:
         raise ConfigError(

@@ -1,8 +1,10 @@
 """Labels for supervised data: from FASTA headers or from a TSV/CSV sidecar keyed by record id.
 
 Header labels: `>id label=1` (one label named `label`) or `>id labels=0,1,0` (labels named
-`label_0`, `label_1`, ... unless a label-groups table names them, in its row order), and an
-optional `split=train|val|test`. Sidecar: a column `id` plus one 0/1 column per label.
+`label_0`, `label_1`, ... unless a label-groups table names them, in its row order), or
+`>id class=3` (a class index 0-255 for task.type=multiclass: one label named `class`), and an
+optional `split=train|val|test`. Sidecar: a column `id` plus one 0/1 column per label, or a
+single `class` column of class indices.
 Label groups table: columns `label` and `group` (e.g. TF / DHS / histone).
 """
 
@@ -19,6 +21,8 @@ import numpy as np
 from bigbird_genomics.errors import UserError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+CLASS_LABEL = "class"  # the one label of multi-class data: a class index, not a 0/1 flag
+MAX_CLASS = 255  # labels are stored as uint8
 _MAX_LISTED = 10
 
 
@@ -51,11 +55,23 @@ def _parse_binary(text: str, where: str) -> float:
     raise LabelError(f"{where}: label value {text!r} is not 0 or 1; labels must be 0/1")
 
 
+def _parse_class(text: str, where: str) -> float:
+    value = text.strip()
+    if value.isdigit() and int(value) <= MAX_CLASS:
+        return float(int(value))
+    raise LabelError(
+        f"{where}: class {text!r} is not a class index (a whole number from 0 to {MAX_CLASS})"
+    )
+
+
 def header_labels(description: str, where: str) -> np.ndarray | None:
-    """Labels in a header (`label=1` or `labels=0,1,0`), or None when the header has none."""
+    """Labels in a header (`label=1`, `labels=0,1,0` or `class=3`), or None when it has none."""
     fields = header_fields(description)
-    if "label" in fields and "labels" in fields:
-        raise LabelError(f"{where}: header has both label= and labels=; keep one")
+    given = [key for key in ("label", "labels", CLASS_LABEL) if key in fields]
+    if len(given) > 1:
+        raise LabelError(f"{where}: header has {' and '.join(k + '=' for k in given)}; keep one")
+    if CLASS_LABEL in fields:
+        return np.array([_parse_class(fields[CLASS_LABEL], where)], dtype=np.float32)
     if "label" in fields:
         return np.array([_parse_binary(fields["label"], where)], dtype=np.float32)
     if "labels" in fields:
@@ -65,10 +81,11 @@ def header_labels(description: str, where: str) -> np.ndarray | None:
 
 
 def header_label_names(description: str, count: int) -> list[str]:
-    """Default names: `label` for `label=`, `label_0..` for `labels=`."""
-    if "labels" in header_fields(description):
+    """Default names: `label` for `label=`, `label_0..` for `labels=`, `class` for `class=`."""
+    fields = header_fields(description)
+    if "labels" in fields:
         return [f"label_{i}" for i in range(count)]
-    return ["label"]
+    return [CLASS_LABEL] if CLASS_LABEL in fields else ["label"]
 
 
 def header_split(description: str, where: str) -> str | None:
@@ -144,6 +161,12 @@ def read_label_table(path: str | os.PathLike) -> LabelTable:
     names = [c for c in columns if c != "id"]
     if not names:
         raise LabelError(f"{path}: line {header_line}: no label columns besides 'id'")
+    if CLASS_LABEL in names and len(names) > 1:
+        raise LabelError(
+            f"{path}: line {header_line}: a '{CLASS_LABEL}' column (class indices, multi-class) "
+            "must be the only label column"
+        )
+    parse = _parse_class if names == [CLASS_LABEL] else _parse_binary
     values: dict[str, np.ndarray] = {}
     first_line: dict[str, int] = {}
     for line, row in rows:
@@ -160,7 +183,7 @@ def read_label_table(path: str | os.PathLike) -> LabelTable:
             cell = row.get(name)
             if cell is None:
                 raise LabelError(f"{path}: line {line}: missing value for column '{name}'")
-            vector.append(_parse_binary(cell, f"{path}: line {line}, column '{name}'"))
+            vector.append(parse(cell, f"{path}: line {line}, column '{name}'"))
         values[record_id] = np.array(vector, dtype=np.float32)
         first_line[record_id] = line
     if not values:

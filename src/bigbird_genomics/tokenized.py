@@ -140,6 +140,11 @@ class TokenizedDataset:
         return np.asarray(self._labels[index], dtype=np.float32)
 
     @property
+    def label_array(self) -> np.ndarray | None:
+        """All labels, [examples, labels] uint8 (memory-mapped), or None for unlabelled data."""
+        return self._labels
+
+    @property
     def label_names(self) -> list[str]:
         return list(self.meta["label_names"])
 
@@ -391,11 +396,13 @@ def _write_examples(
                     if labels is not None:
                         label_names = header_label_names(record.description, count)
                         label_source = "header"
-                if count != first_count:
+                names = header_label_names(record.description, count) if count else []
+                if count != first_count or (count and names != label_names):
                     raise LabelError(
-                        f"{where}: has {count} header label(s) but the first record "
-                        f"({first_where}) has {first_count}; give every record the same "
-                        "labels (label=0/1 or labels=0,1,...), or none"
+                        f"{where}: has {count} header label(s) {names} but the first record "
+                        f"({first_where}) has {first_count} {label_names[:first_count]}; give "
+                        "every record the same kind of labels (label=0/1, labels=0,1,... or "
+                        "class=K), or none"
                     )
             if len(record) < tokenizer.k:
                 skipped.append(record.id)
