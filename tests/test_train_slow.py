@@ -177,6 +177,17 @@ def test_optuna_sweep_runs_trials_and_records_the_best(dataset: Path, tmp_path: 
     assert len(rows) == 3 and "val_loss" in rows[0].split("\t")
 
 
+def test_optuna_sweep_refuses_to_minimise_a_score(dataset: Path, tmp_path: Path) -> None:
+    """The search space's default direction is minimize (for val/loss): AUROC needs maximize."""
+    result = run_optuna_sweep(
+        dataset, tmp_path, tmp_path / "optuna", "optimized_metric=val/auroc", batches=1
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "optimized_metric=val/auroc is better when higher, but hydra.sweeper.direction=" \
+        "minimize; set hydra.sweeper.direction=maximize" in result.stderr
+    assert not list((tmp_path / "optuna").glob("*/metrics.json"))  # before any training
+
+
 def test_optuna_sweep_stops_with_a_clear_error_on_a_missing_metric(
     dataset: Path, tmp_path: Path
 ) -> None:

@@ -426,6 +426,24 @@ def optimized_value(metrics: dict, name: str) -> float:
     return float(value)
 
 
+HIGHER_IS_BETTER = ("accuracy", "f1", "mcc", "auroc", "auprc")
+
+
+def check_direction(metric: str | None) -> None:
+    """An Optuna sweep that minimises AUROC (or maximises a loss) would search for the worst."""
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = str(HydraConfig.get().sweeper.get("direction", ""))
+    score = str(metric or "").rpartition("/")[2].split("_")[0]
+    wanted = "maximize" if score in HIGHER_IS_BETTER else "minimize" if score == "loss" else None
+    if wanted and direction in ("minimize", "maximize") and direction != wanted:
+        better = "higher" if wanted == "maximize" else "lower"
+        raise ConfigError(
+            f"optimized_metric={metric} is better when {better}, but "
+            f"hydra.sweeper.direction={direction}; set hydra.sweeper.direction={wanted}"
+        )
+
+
 def sweep_optimizes() -> bool:
     """True when Hydra's sweeper reads the task's return value (Optuna), not for single runs."""
     from hydra.core.hydra_config import HydraConfig
@@ -439,6 +457,8 @@ def main(config: DictConfig) -> float | None:
     cfg = OmegaConf.to_container(config, resolve=True)
     run_dir = Path(cfg["paths"]["output_dir"])
     try:
+        if sweep_optimizes():
+            check_direction(cfg.get("optimized_metric"))
         metrics = train(cfg, run_dir)
         # Only rank 0 has metrics; only an optimising sweeper reads the value.
         if metrics and cfg.get("optimized_metric") and sweep_optimizes():
