@@ -88,12 +88,14 @@ def test_zero_valued_predict_settings_reach_the_command(workdir: Path) -> None:
 
     def change(config: dict) -> None:
         config["predict"]["chromosome"].update(overlap_bp=0, max_n_fraction=0)
+        config["report"]["track"] = "heldout_promoter"  # a track without motifs: no flag
 
     config = write_config(workdir, change)
     result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", str(config))
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "--overlap-bp 0 --max-n-fraction 0" in out
+    assert "bigbird-genomics report" in out and "--motifs" not in out
 
 
 def test_build_entries_run_the_builders_before_validation(workdir: Path) -> None:

@@ -113,7 +113,9 @@ def quoted(values):
 
 def optional_flag(flag, value):
     """`--flag 'value'` when a config value is set (0 included: `overlap_bp: 0`), else nothing."""
-    return "" if value is None or value == "" else f"{flag} {shlex.quote(str(value))}"
+    if value is None or (not isinstance(value, (int, float)) and not value):
+        return ""  # unset, "" or an empty input list (Snakemake's Namedlist)
+    return f"{flag} {shlex.quote(str(value))}"
 
 
 def tokenize_setting(task, key):

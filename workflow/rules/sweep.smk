@@ -6,6 +6,7 @@ rule train_sweep:
         dataset=f"{RESULTS}/datasets/{SWEEP.get('task', 'NO_TASK')}",
     output:
         checkpoint=f"{RESULTS}/sweep/runs/{{setting}}/checkpoints/best.ckpt",
+        last=f"{RESULTS}/sweep/runs/{{setting}}/checkpoints/last.ckpt",  # see rule train
         metrics=f"{RESULTS}/sweep/runs/{{setting}}/metrics.json",
     params:
         run_dir=subpath(output.metrics, parent=True),
@@ -27,7 +28,7 @@ rule train_sweep:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
-        " hydra.run.dir={params.run_dir} ckpt_path=last {params.base_overrides} {params.overrides} > {log} 2>&1"
+        " hydra.run.dir={params.run_dir} {params.base_overrides} {params.overrides} > {log} 2>&1"
 
 
 rule sweep_summary:

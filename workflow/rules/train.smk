@@ -1,5 +1,4 @@
-# Training (Hydra app, run directory pinned to the rule's output; an interrupted run resumes from
-# its last.ckpt) and evaluation on the test split.
+# Training (Hydra app, run directory pinned to the rule's output) and evaluation on the test split.
 
 
 rule train:
@@ -7,6 +6,9 @@ rule train:
         dataset=f"{RESULTS}/datasets/{{task}}",
     output:
         checkpoint=f"{RESULTS}/runs/{{task}}/checkpoints/best.ckpt",
+        # declared so that Snakemake removes it before a re-run: training refuses to start
+        # beside an earlier run's checkpoints
+        last=f"{RESULTS}/runs/{{task}}/checkpoints/last.ckpt",
         metrics=f"{RESULTS}/runs/{{task}}/metrics.json",
         loss=report(
             f"{RESULTS}/runs/{{task}}/plots/loss.png",
@@ -39,7 +41,7 @@ rule train:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
-        " hydra.run.dir={params.run_dir} ckpt_path=last {params.overrides} > {log} 2>&1"
+        " hydra.run.dir={params.run_dir} {params.overrides} > {log} 2>&1"
 
 
 rule evaluate:
