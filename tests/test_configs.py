@@ -121,7 +121,8 @@ def test_warmup_as_long_as_the_run_is_reported(
                                                           "optim.warmup_steps=1000"])
     with caplog.at_level("WARNING"):
         train(config, tmp_path / "run")
-    assert "optim.warmup_steps=1000 is as long as the whole run (2 optimizer steps)" in caplog.text
+    assert "warm-up (1000 steps, from optim.warmup_steps) is as long as the whole run (2 " \
+        "optimizer steps)" in caplog.text
 
 
 def test_tokenizer_mismatch_with_data_set_names_the_key(tmp_path: Path) -> None:

@@ -220,6 +220,9 @@ def test_ema_decay_puts_the_averaged_weights_in_the_checkpoints(
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     for name, value in expected.items():
         torch.testing.assert_close(checkpoint["state_dict"][name], value, rtol=0, atol=1e-6)
+    # without the callback Lightning would resume the averaged weights as the trained ones
+    with pytest.raises(ConfigError, match="callbacks.ema_decay: set in the checkpoint, null now"):
+        train(training_config(run, dataset, ["trainer.max_epochs=3", "ckpt_path=last"]), run)
     loaded = load_checkpoint(run / "checkpoints" / "last.ckpt")
     name = "encoder.blocks.0.attention.qkv.weight"
     torch.testing.assert_close(
@@ -241,6 +244,21 @@ def test_a_new_run_beside_earlier_checkpoints_is_refused(run_dir: Path, dataset:
                                           r"attention\.num_random_blocks: 1 .*, 0 now"):
         train(training_config(run_dir, dataset, changed), run_dir)
     assert before == {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_resuming_needs_both_checkpoints(run_dir: Path, dataset: Path, tmp_path: Path) -> None:
+    """Without last.ckpt there is nothing to resume; without best.ckpt the resumed run could
+    not write its outputs (Lightning remembers the deleted file as the best)."""
+    import shutil
+
+    for missing, message in (("last.ckpt", "but no last.ckpt to resume from"),
+                             ("best.ckpt", "best.ckpt is missing")):  # fmt: skip
+        copy = tmp_path / missing
+        shutil.copytree(run_dir, copy)
+        (copy / "checkpoints" / missing).unlink()
+        config = training_config(copy, dataset, ["trainer.max_epochs=3", "ckpt_path=last"])
+        with pytest.raises(ConfigError, match=message):
+            train(config, copy)
 
 
 def write_class_fasta(path: Path, count: int = 150, length: int = 60) -> Path:

@@ -183,10 +183,11 @@ class GenomicsModule(pl.LightningModule):
             warmup = int(total * optim.get("warmup_ratio", 0.1))
         min_lr_ratio = optim.get("min_lr_ratio", 0.1)
         if warmup >= total > 0:
+            key = "warmup_steps" if optim.get("warmup_steps") is not None else "warmup_ratio"
             log.warning(
-                "optim.warmup_steps=%d is as long as the whole run (%d optimizer steps): the "
-                "learning rate never reaches optim.lr; lower optim.warmup_steps or use "
-                "optim.warmup_ratio", warmup, total,
+                "the learning-rate warm-up (%d steps, from optim.%s) is as long as the whole "
+                "run (%d optimizer steps): the learning rate never reaches optim.lr; lower "
+                "optim.%s", warmup, key, total, key,
             )
         if any(isinstance(callback, Timer) for callback in self.trainer.callbacks):
             # Measured in issue #6: 20 epochs under a 30-minute limit stopped inside the warm-up.

@@ -256,15 +256,18 @@ def resolve_ckpt_path(value: str | None, run_dir: Path) -> str | None:
     return value
 
 
-def refuse_earlier_checkpoints(run_dir: Path) -> None:
+def refuse_earlier_checkpoints(run_dir: Path, asked_to_resume: bool) -> None:
     """A new run must not train beside an earlier run's checkpoints: a run that fails or never
     validates would leave them next to its own config, and Lightning would overwrite them."""
     earlier = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     if earlier:
+        how = (
+            "but no last.ckpt to resume from" if asked_to_resume
+            else "; resume it with ckpt_path=last, or"
+        )
         raise ConfigError(
-            f"{run_dir} holds checkpoints of an earlier run ({', '.join(earlier)}); resume it "
-            f"with ckpt_path=last, or remove {run_dir / 'checkpoints'} (or pick another "
-            "hydra.run.dir) to start over"
+            f"{run_dir} holds checkpoints of an earlier run ({', '.join(earlier)}) {how} "
+            f"remove {run_dir / 'checkpoints'} (or pick another hydra.run.dir) to start over"
         )
 
 
@@ -278,19 +281,33 @@ RESUME_KEYS = {
     "tokenizer": ("k", "stride"),
     "task": ("type", "label_names", "num_classes", "pooling"),
 }
+# What a key missing from an older checkpoint meant (the options came later).
+RESUME_DEFAULTS = {"stem_kernel": 0, "stem_pool": 1, "stem_layers": 1, "random_per_head": False,
+                   "pooling": "cls"}  # fmt: skip
 
 
-def check_resumable(module, ckpt_path: str) -> None:
-    """Name the settings that differ from the checkpoint's, before Lightning fails on a shape."""
+def check_resumable(module, ckpt_path: str, ema: bool) -> None:
+    """Name the settings that differ from the checkpoint's, before Lightning fails on a shape
+    (or, for the weight average, silently resumes the averaged weights as the trained ones)."""
     from bigbird_genomics.inference import read_checkpoint
 
-    saved = read_checkpoint(ckpt_path)["hyper_parameters"]
+    checkpoint = read_checkpoint(ckpt_path)
+    saved = checkpoint["hyper_parameters"]
+
+    def value(hparams: dict, group: str, key: str) -> Any:
+        return hparams.get(group, {}).get(key, RESUME_DEFAULTS.get(key))
+
     changed = [
-        f"{group}.{key}: {saved[group].get(key)!r} in the checkpoint, {now!r} now"
+        f"{group}.{key}: {value(saved, group, key)!r} in the checkpoint, {now!r} now"
         for group, keys in RESUME_KEYS.items()
         for key in keys
-        if (now := module.hparams[group].get(key)) != saved[group].get(key)
+        if (now := value(module.hparams, group, key)) != value(saved, group, key)
     ]
+    if ("current_model_state" in checkpoint) != ema:
+        changed.append(
+            "callbacks.ema_decay: "
+            + ("set in the checkpoint, null now" if not ema else "null in the checkpoint, set now")
+        )
     if changed:
         raise ConfigError(
             f"cannot resume from {ckpt_path}: it was trained with other settings ("
@@ -334,9 +351,16 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     module = build_module(cfg, datamodule.data)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
     if ckpt_path is None:
-        refuse_earlier_checkpoints(run_dir)
+        refuse_earlier_checkpoints(run_dir, asked_to_resume=cfg.get("ckpt_path") == "last")
     else:
-        check_resumable(module, ckpt_path)
+        check_resumable(module, ckpt_path, ema=bool(cfg["callbacks"].get("ema_decay")))
+        best = run_dir / "checkpoints" / "best.ckpt"
+        if Path(ckpt_path).parent == best.parent and not best.is_file():
+            raise ConfigError(
+                f"{best} is missing (deleted?) beside the last.ckpt to resume from, so the "
+                f"resumed run could not report its best model; remove {best.parent} to start "
+                "over"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     if ckpt_path is not None:
         keep_csv_history(run_dir / "csv")
