@@ -299,6 +299,10 @@ def test_header_labels_of_another_task_are_refused(tmp_path: Path) -> None:
     with pytest.raises(LabelMismatchError, match="bad.fa.*3 label.*predicts 2"):
         predict_fasta(MotifCounter(), bad, tmp_path / "o2.tsv")
     assert not (tmp_path / "o2.tsv").exists()
+    classes = tmp_path / "classes.fa"
+    classes.write_text(">a class=2\nACGTACGTAC\n")
+    with pytest.raises(LabelMismatchError, match="for a multi-class task .* multilabel model"):
+        predict_fasta(MotifCounter(), classes, tmp_path / "o3.tsv")
 
 
 def test_failure_midway_leaves_no_partial_output(tmp_path: Path, long_record: str) -> None:

@@ -167,4 +167,10 @@ def test_evaluation_refuses_label_columns_that_are_not_the_checkpoints() -> None
         path="tok", label_names=["promoter"]))  # fmt: skip
     with pytest.raises(UserError, match="checkpoint predicts 1"):
         check_labels(SimpleNamespace(task_type="binary", label_names=["label"]), data)
-    check_labels(SimpleNamespace(task_type="multiclass", label_names=["class_0", "class_1"]), data)
+    multiclass = SimpleNamespace(task_type="multiclass", label_names=["class_0", "class_1"])
+    with pytest.raises(UserError, match="has 0/1 labels but the checkpoint is a multiclass"):
+        check_labels(multiclass, data)
+    data.label_names = ["class"]
+    check_labels(multiclass, data)
+    with pytest.raises(UserError, match=r"has class labels \(class=K\) but .* binary model"):
+        check_labels(SimpleNamespace(task_type="binary", label_names=["label"]), data)

@@ -14,6 +14,7 @@ import numpy as np
 from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.inference import LoadedModel
+from bigbird_genomics.labels import CLASS_LABEL
 from bigbird_genomics.metrics import compute_metrics
 from bigbird_genomics.tokenized import TokenizedDataset
 
@@ -44,6 +45,14 @@ def resolve_strands(model: LoadedModel, strands: str = "auto") -> str:
 def check_labels(model: LoadedModel, data: TokenizedDataset) -> None:
     """Refuse a data set whose label columns are not the checkpoint's outputs: metrics would be
     computed against the wrong profile (same count, other order) or fail on a shape mismatch."""
+    class_data = list(data.label_names) == [CLASS_LABEL]
+    if (model.task_type == "multiclass") != class_data:
+        raise UserError(
+            f"data set {data.path} has "
+            + ("class labels (class=K)" if class_data else "0/1 labels")
+            + f" but the checkpoint is a {model.task_type} model; evaluate it on data labelled "
+            "like its training data"
+        )
     if model.task_type not in ("binary", "multilabel"):
         return  # multiclass: one column of class indices
     ours, theirs = list(model.label_names), list(data.label_names)

@@ -38,7 +38,7 @@ from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
 from bigbird_genomics.kmers import KmerTokenizer
-from bigbird_genomics.labels import header_fields
+from bigbird_genomics.labels import CLASS_LABEL, header_fields
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_N_FRACTION = 0.5
@@ -211,9 +211,18 @@ def _write_interval(
 def check_header_labels(record: FastaRecord, model: WindowScorer) -> None:
     """Refuse a record whose header labels (`label=`/`labels=`) count differently from the
     checkpoint's outputs: the FASTA was built for another task than the model was trained on."""
+    fields = header_fields(record.description)
+    if (CLASS_LABEL in fields) != (model.task_type == "multiclass") and (
+        CLASS_LABEL in fields or {"label", "labels"} & set(fields)
+    ):
+        raise LabelMismatchError(
+            f"{record.where()}: the header's labels are for a "
+            + ("multi-class" if CLASS_LABEL in fields else "0/1-label")
+            + f" task but the checkpoint is a {model.task_type} model; use the checkpoint "
+            "trained on this kind of data, or a FASTA without labels"
+        )
     if model.task_type not in ("binary", "multilabel"):
         return
-    fields = header_fields(record.description)
     if "labels" in fields:
         count = len(fields["labels"].split(","))
     elif "label" in fields:
