@@ -219,7 +219,8 @@ def test_windows_that_are_mostly_n_are_not_scored(
     summary = predict_fasta(model, fasta, out, bedgraph=bedgraph, overlap_bp=10,
                             strands="forward")  # fmt: skip
     windows = plan_windows(len(record), 34, 10)
-    scored = [(s, e) for s, e in windows if record[s:e].count("N") <= 0.5 * (e - s)]
+    unknown = [model.expected_for(record[s:e])[1] for s, e in windows]  # share of [UNK] k-mers
+    scored = [w for w, share in zip(windows, unknown, strict=True) if share <= 0.5]
     assert 0 < len(scored) < len(windows)
     expected = np.array([model.expected_for(record[s:e]) for s, e in scored])
     rows = {row["id"]: row for row in read_tsv(out)}
@@ -233,6 +234,10 @@ def test_windows_that_are_mostly_n_are_not_scored(
     intervals = read_bedgraph(bedgraph)["unknown"]
     assert all(i[0] == "chrG" for i in intervals) and len(intervals) == len(scored)
     assert all(value <= 0.5 for *_, value in intervals)
+    # k-mers, not bases: one base in three is N, yet no 3-mer is known
+    scattered = write_fasta(tmp_path / "scattered.fa", {"acn": "ACN" * 10})
+    predict_fasta(model, scattered, tmp_path / "s.tsv", strands="forward")
+    assert read_tsv(tmp_path / "s.tsv")[0]["motif_max"] == "nan"
     with pytest.raises(UserError, match="--max-n-fraction"):
         predict_fasta(model, fasta, out, max_n_fraction=1.5)
     with pytest.raises(UserError, match="same file"):
@@ -243,7 +248,7 @@ def test_windows_that_are_mostly_n_are_not_scored(
     checkpoint.write_bytes(b"")
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--fasta", str(fasta),
                      "--out", str(out), "--overlap-bp", "10"]) == 0  # fmt: skip
-    assert "not scored: more than 0.5 N" in capsys.readouterr().out
+    assert "not scored: more than 0.5 of their k-mers contain N" in capsys.readouterr().out
 
 
 def test_record_ids_outside_ascii_are_written(tmp_path: Path) -> None:

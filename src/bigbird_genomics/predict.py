@@ -15,10 +15,11 @@ Outputs (both written atomically):
   reports the part of the record nearer its centre than its neighbours': the midpoint of each
   overlap is the boundary, and the intervals tile every record exactly.
 
-Windows that are mostly N (assembly gaps; more than `max_n_fraction` of their bases, default
-half) are not scored: a model fed nothing but [UNK] tokens still returns a probability, and gaps
-would show up as peaks. They get no bedGraph interval and do not count in a record's max and
-mean; a record without any scored window gets NaN.
+Windows that are mostly N (assembly gaps: more than `max_n_fraction` of their k-mers contain an
+N, default half) are not scored: a model fed nothing but [UNK] tokens still returns a
+probability, and gaps would show up as peaks. k-mers, not bases, because that is what the model
+sees: with k=6, one N in every six bases leaves no k-mer known. They get no bedGraph interval
+and do not count in a record's max and mean; a record without any scored window gets NaN.
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ from tqdm import tqdm
 from bigbird_genomics.datasets.io import atomic_open
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
-from bigbird_genomics.kmers import KmerTokenizer
+from bigbird_genomics.kmers import UNK_ID, KmerTokenizer
 from bigbird_genomics.labels import CLASS_LABEL, header_fields
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_N_FRACTION = 0.5
-N_CODE = ord("N")  # sequences are upper-case ASCII codes; ambiguity codes were read as N
 STRANDS = ("both", "forward")
 VALUE_FORMAT = "{:.6g}"
 
@@ -245,7 +245,7 @@ def _windows(
     max_n_fraction: float,
 ) -> Iterator[tuple[FastaRecord, _Window, list[np.ndarray]]]:
     """Every window of every record with its tokens (one array per strand), one at a time;
-    no tokens (so no score) for a window that is mostly N."""
+    no tokens (so no score) for a window whose k-mers are mostly [UNK] (N)."""
     tokenizer = model.tokenizer
     no_tokens = np.empty(0, dtype=np.int64)
     for index, record in enumerate(records):
@@ -257,12 +257,11 @@ def _windows(
             # read_fasta upper-cases sequences and keeps the soft mask aside, and the tokenizer
             # maps k-mers with N (or other ambiguity codes) to UNK: the same path as training.
             window = record.sequence[start:end]
-            if np.count_nonzero(window == N_CODE) > max_n_fraction * len(window):
+            tokens = [tokenizer.encode(window)]
+            if np.count_nonzero(tokens[0] == UNK_ID) > max_n_fraction * len(tokens[0]):
                 tokens = [no_tokens] * (2 if strands == "both" else 1)
-            else:
-                tokens = [tokenizer.encode(window)]
-                if strands == "both":
-                    tokens.append(tokenizer.encode(reverse_complement(window)))
+            elif strands == "both":
+                tokens.append(tokenizer.encode(reverse_complement(window)))
             yield record, _Window(index, start, end), tokens
 
 
@@ -313,8 +312,8 @@ def predict_fasta(
     `strands="both"` scores each window and its reverse complement and keeps the larger
     probability, so a promoter or binding site reads the same on either strand of the FASTA;
     `"forward"` scores the sequence as written (half the work, strand-specific).
-    `progress=None` shows the bp progress bar only on a terminal. Windows with more than
-    `max_n_fraction` N are not scored (1.0 scores every window).
+    `progress=None` shows the bp progress bar only on a terminal. Windows in which more than
+    `max_n_fraction` of the k-mers contain N are not scored (1.0 scores every window).
     """
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")

@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-n-fraction",
         type=float,
         default=0.5,
-        help="windows with more N than this fraction (assembly gaps) are not scored: no "
-        "bedGraph interval, left out of the record's max and mean (default 0.5; 1 scores all)",
+        help="windows in which more than this fraction of the k-mers contain N (assembly gaps) "
+        "are not scored: no bedGraph interval, left out of the record's max and mean (1 scores "
+        "all)",
     )
     parser.add_argument(
         "--progress",
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.num_unscored_windows:
         print(
             f"{summary.num_unscored_windows} window(s) not scored: more than "
-            f"{args.max_n_fraction:g} N (--max-n-fraction) or shorter than one k-mer"
+            f"{args.max_n_fraction:g} of their k-mers contain N (--max-n-fraction), or shorter "
+            "than one k-mer"
         )
     return 0
