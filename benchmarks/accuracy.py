@@ -117,9 +117,9 @@ TASKS = {
         200,
         # Session 8: single bases through the conv tower, as for DeePromoter negatives, 10 epochs,
         # cosine down to 0: accuracy 0.982 / 0.987 / 0.981 over seeds 0-2 (0.983 +- 0.003),
-        # 5-12 minutes per run (benchmarks/results/accuracy_session8_cpu/). Before (sessions
-        # 5-7): small_conv on 3-mers, 3 epochs, ~20 minutes per run, 0.980 +- 0.002 and, with
-        # session 7's code, 0.980 +- 0.008
+        # 11-12 minutes per run under load (benchmarks/results/accuracy_session8_cpu/). Before
+        # (sessions 5-7): small_conv on 3-mers, 3 epochs, ~20 minutes per run, 0.980 +- 0.002
+        # and, with session 7's code, 0.980 +- 0.008
         epochs=10,
         train_overrides=("data.reverse_complement=true", "optim.min_lr_ratio=0.0"),
         tokenizer="kmer1",

@@ -77,6 +77,8 @@ def test_sidecar_header_and_row_shape_errors(tmp_path):
         read_label_table(write(tmp_path, "l.tsv", "id\tlab\tlab\nr1\t1\t0\n"))
     with pytest.raises(LabelError, match=r"line 3: 3 cells but the header has 2 columns"):
         read_label_table(write(tmp_path, "l.tsv", "id\tlab\nr1\t1\nr2\t1\t7\n"))
+    trailing = read_label_table(write(tmp_path, "t.tsv", "id\tlab\nr1\t1\t\n"))  # empty cell
+    assert trailing.values["r1"].tolist() == [1.0]
     with pytest.raises(LabelError, match=r"line 1: column 3 of the header has no name"):
         read_label_table(write(tmp_path, "l.tsv", "id\tlab\t\nr1\t1\t\n"))
     # a spreadsheet's byte-order mark is not part of the first column's name

@@ -29,7 +29,8 @@ class SweepSummary(Callback):
             )
         try:
             rows = write_summary([sweep_dir], sweep_dir / "summary.tsv", sweep_dir / "summary.png")
+            log.info("sweep summary of %d runs: %s", len(rows), sweep_dir / "summary.tsv")
         except UserError as error:
             log.warning("no sweep summary: %s", error)
-            return
-        log.info("sweep summary of %d runs: %s", len(rows), sweep_dir / "summary.tsv")
+        if failed:
+            raise SystemExit(2)  # the other jobs ran, but scripts and CI must see the failure

@@ -145,7 +145,9 @@ def _read_rows(
         rows = []
         for row in reader:
             line = file_lines[reader.line_num - 1]
-            if row.get(None):  # DictReader files cells beyond the header under None
+            extra = [cell for cell in row.get(None) or [] if cell.strip()]
+            if extra:  # DictReader files cells beyond the header under None; empty ones (a
+                # spreadsheet's trailing separator) carry nothing
                 raise LabelError(
                     f"{path}: line {line}: {len(columns) + len(row[None])} cells but the header "
                     f"has {len(columns)} columns ({', '.join(columns)})"
@@ -155,7 +157,8 @@ def _read_rows(
 
 
 def read_label_table(path: str | os.PathLike) -> LabelTable:
-    """Read a sidecar: column `id` + one 0/1 column per label (TSV, or CSV by extension)."""
+    """Read a sidecar: column `id` + one 0/1 column per label, or + one `class` column of class
+    indices (TSV, or CSV by extension)."""
     path = Path(path)
     columns, header_line, rows = _read_rows(path, ("id",))
     names = [c for c in columns if c != "id"]

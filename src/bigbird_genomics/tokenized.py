@@ -134,7 +134,7 @@ class TokenizedDataset:
         return np.asarray(self._tokens[self._offsets[index] : self._offsets[index + 1]], np.int64)
 
     def labels(self, index: int) -> np.ndarray | None:
-        """float32 [num_labels] of 0/1, or None for unlabelled data."""
+        """float32 [num_labels] of 0/1 (a class index for `class` data), or None if unlabelled."""
         if self._labels is None:
             return None
         return np.asarray(self._labels[index], dtype=np.float32)

@@ -15,7 +15,10 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fasta", required=True, type=Path, help="FASTA (plain or gzip)")
-    parser.add_argument("--labels", type=Path, default=None, help="label TSV/CSV: id + 0/1 columns")
+    parser.add_argument(
+        "--labels", type=Path, default=None,
+        help="label TSV/CSV: id + 0/1 columns, or id + one class column",
+    )
     parser.add_argument(
         "--label-groups", type=Path, default=None, help="TSV with columns label, group"
     )
