@@ -170,7 +170,12 @@ def test_evaluation_refuses_label_columns_that_are_not_the_checkpoints() -> None
     multiclass = SimpleNamespace(task_type="multiclass", label_names=["class_0", "class_1"])
     with pytest.raises(UserError, match="has 0/1 labels but the checkpoint is a multiclass"):
         check_labels(multiclass, data)
-    data.label_names = ["class"]
+    data.label_names, data.label_array = ["class"], np.array([[0], [1]], dtype=np.uint8)
     check_labels(multiclass, data)
+    data.label_array = np.array([[0], [2]], dtype=np.uint8)
+    with pytest.raises(UserError, match=r"has class 2 but the checkpoint predicts 2 classes"):
+        check_labels(multiclass, data)
+    with pytest.raises(UserError, match="has no labels"):
+        check_labels(multiclass, SimpleNamespace(path="tok", label_names=[]))
     with pytest.raises(UserError, match=r"has class labels \(class=K\) but .* binary model"):
         check_labels(SimpleNamespace(task_type="binary", label_names=["label"]), data)

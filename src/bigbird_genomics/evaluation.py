@@ -45,6 +45,8 @@ def resolve_strands(model: LoadedModel, strands: str = "auto") -> str:
 def check_labels(model: LoadedModel, data: TokenizedDataset) -> None:
     """Refuse a data set whose label columns are not the checkpoint's outputs: metrics would be
     computed against the wrong profile (same count, other order) or fail on a shape mismatch."""
+    if not data.label_names:
+        raise UserError(f"data set {data.path} has no labels: nothing to evaluate against")
     class_data = list(data.label_names) == [CLASS_LABEL]
     if (model.task_type == "multiclass") != class_data:
         raise UserError(
@@ -53,8 +55,14 @@ def check_labels(model: LoadedModel, data: TokenizedDataset) -> None:
             + f" but the checkpoint is a {model.task_type} model; evaluate it on data labelled "
             "like its training data"
         )
-    if model.task_type not in ("binary", "multilabel"):
-        return  # multiclass: one column of class indices
+    if model.task_type == "multiclass":  # one column of class indices
+        largest = int(np.asarray(data.label_array[:, 0]).max())
+        if largest >= len(model.label_names):
+            raise UserError(
+                f"data set {data.path} has class {largest} but the checkpoint predicts "
+                f"{len(model.label_names)} classes (0..{len(model.label_names) - 1})"
+            )
+        return
     ours, theirs = list(model.label_names), list(data.label_names)
     if len(ours) == len(theirs) == 1 or ours == theirs:
         return  # a binary label may be named differently in another data set

@@ -32,5 +32,7 @@ class SweepSummary(Callback):
             log.info("sweep summary of %d runs: %s", len(rows), sweep_dir / "summary.tsv")
         except UserError as error:
             log.warning("no sweep summary: %s", error)
-        if failed:
-            raise SystemExit(2)  # the other jobs ran, but scripts and CI must see the failure
+        finally:
+            if failed:  # the other jobs ran, but scripts and CI must see the failure (SystemExit
+                # passes Hydra's callback wrapper, which turns exceptions into warnings)
+                raise SystemExit(2)

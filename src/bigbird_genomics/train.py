@@ -262,11 +262,11 @@ def refuse_earlier_checkpoints(run_dir: Path, asked_to_resume: bool) -> None:
     earlier = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     if earlier:
         how = (
-            "but no last.ckpt to resume from" if asked_to_resume
+            "but no last.ckpt to resume from;" if asked_to_resume
             else "; resume it with ckpt_path=last, or"
         )
         raise ConfigError(
-            f"{run_dir} holds checkpoints of an earlier run ({', '.join(earlier)}) {how} "
+            f"{run_dir} holds checkpoints of an earlier run ({', '.join(earlier)}){how} "
             f"remove {run_dir / 'checkpoints'} (or pick another hydra.run.dir) to start over"
         )
 
@@ -355,7 +355,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     else:
         check_resumable(module, ckpt_path, ema=bool(cfg["callbacks"].get("ema_decay")))
         best = run_dir / "checkpoints" / "best.ckpt"
-        if Path(ckpt_path).parent == best.parent and not best.is_file():
+        if Path(ckpt_path).resolve().parent == best.parent.resolve() and not best.is_file():
             raise ConfigError(
                 f"{best} is missing (deleted?) beside the last.ckpt to resume from, so the "
                 f"resumed run could not report its best model; remove {best.parent} to start "
@@ -457,7 +457,10 @@ def check_direction(metric: str | None) -> None:
     """An Optuna sweep that minimises AUROC (or maximises a loss) would search for the worst."""
     from hydra.core.hydra_config import HydraConfig
 
-    direction = str(HydraConfig.get().sweeper.get("direction", ""))
+    direction = HydraConfig.get().sweeper.get("direction", "minimize")  # the plugin's default
+    if not isinstance(direction, str) and len(direction) == 1:
+        direction = direction[0]  # [maximize]: one objective written as a list
+    direction = str(getattr(direction, "name", direction))  # or an Optuna Direction enum
     score = str(metric or "").rpartition("/")[2].split("_")[0]
     wanted = "maximize" if score in HIGHER_IS_BETTER else "minimize" if score == "loss" else None
     if wanted and direction in ("minimize", "maximize") and direction != wanted:
@@ -480,6 +483,7 @@ def main(config: DictConfig) -> float | None:
     """Train one run; under the Optuna sweeper return `optimized_metric` as the objective."""
     cfg = OmegaConf.to_container(config, resolve=True)
     run_dir = Path(cfg["paths"]["output_dir"])
+    (run_dir / FAILED_RUN_FILE).unlink(missing_ok=True)  # from an earlier sweep into this dir
     try:
         if sweep_optimizes():
             check_direction(cfg.get("optimized_metric"))
