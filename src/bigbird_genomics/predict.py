@@ -209,8 +209,9 @@ def _write_interval(
 
 
 def check_header_labels(record: FastaRecord, model: WindowScorer) -> None:
-    """Refuse a record whose header labels (`label=`/`labels=`) count differently from the
-    checkpoint's outputs: the FASTA was built for another task than the model was trained on."""
+    """Refuse a record whose header labels do not fit the checkpoint (`label=`/`labels=` of
+    another count, `class=` for a model that is not multi-class, or the reverse): the FASTA was
+    built for another task than the model was trained on."""
     fields = header_fields(record.description)
     if (CLASS_LABEL in fields) != (model.task_type == "multiclass") and (
         CLASS_LABEL in fields or {"label", "labels"} & set(fields)

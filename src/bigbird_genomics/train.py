@@ -317,6 +317,23 @@ def check_resumable(module, ckpt_path: str, ema: bool) -> None:
         )
 
 
+def checked_ckpt_path(cfg: dict[str, Any], run_dir: Path, module) -> str | None:
+    """The checkpoint to resume from (None: a new run), after the checks that keep one run's
+    checkpoints, settings and outputs from mixing with another's."""
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    if ckpt_path is None:
+        refuse_earlier_checkpoints(run_dir, asked_to_resume=cfg.get("ckpt_path") == "last")
+        return None
+    check_resumable(module, ckpt_path, ema=bool(cfg["callbacks"].get("ema_decay")))
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if Path(ckpt_path).resolve().parent == best.parent.resolve() and not best.is_file():
+        raise ConfigError(
+            f"{best} is missing (deleted?) beside the last.ckpt to resume from, so the resumed "
+            f"run could not report its best model; remove {best.parent} to start over"
+        )
+    return ckpt_path
+
+
 # ------------------------------------------------------------------------ training
 def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = None) -> dict:
     """Train one model into `run_dir` and write its outputs; returns the metrics.json payload."""
@@ -334,7 +351,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
             "with `bigbird-genomics tokenize --fasta FASTA --out DIR` and pass that DIR, or set "
             "data.dataset=null for the demo data"
         )
-    dataset = cfg["data"]["dataset"] or prepare_demo_dataset(cfg, tokenizer)
+    dataset = given or prepare_demo_dataset(cfg, tokenizer)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     datamodule = TokenizedDataModule(
         dataset,
@@ -349,18 +366,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     )
     check_against_data(cfg, datamodule.data, tokenizer.to_dict())
     module = build_module(cfg, datamodule.data)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
-    if ckpt_path is None:
-        refuse_earlier_checkpoints(run_dir, asked_to_resume=cfg.get("ckpt_path") == "last")
-    else:
-        check_resumable(module, ckpt_path, ema=bool(cfg["callbacks"].get("ema_decay")))
-        best = run_dir / "checkpoints" / "best.ckpt"
-        if Path(ckpt_path).resolve().parent == best.parent.resolve() and not best.is_file():
-            raise ConfigError(
-                f"{best} is missing (deleted?) beside the last.ckpt to resume from, so the "
-                f"resumed run could not report its best model; remove {best.parent} to start "
-                "over"
-            )
+    ckpt_path = checked_ckpt_path(cfg, run_dir, module)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ckpt_path is not None:
         keep_csv_history(run_dir / "csv")
@@ -496,7 +502,7 @@ def main(config: DictConfig) -> float | None:
         if not in_grid_sweep():
             sys.exit(2)
         # Hydra's launcher runs a grid's jobs in turn, and an exit would stop the rest: record
-        # the failure in the job's directory (the sweep summary lists it) and go on.
+        # the failure in the job's directory (SweepSummary counts it) and go on.
         with atomic_open(run_dir / FAILED_RUN_FILE) as handle:
             handle.write(f"{error}\n")
     return None
