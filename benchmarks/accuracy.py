@@ -140,7 +140,7 @@ def train_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("bigbird-genomics-train")
-    return [found] if found else [sys.executable, "-m", "bigbird_genomics.train"]
+    return [found] if found else [sys.executable, "-m", "bigbird_genomics.training.app"]
 
 
 def run_logged(command: list[str], log: Path, threads: int) -> float:
@@ -189,7 +189,7 @@ def tokenized_dir(out: Path, task_name: str, tokenizer: str) -> Path:
 
 def tokenized_is_current(tokenized: Path, k: int, stride: int) -> bool:
     """Whether a tokenized folder was made with this version's vocabulary for (k, stride)."""
-    from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
 
     meta = json.loads((tokenized / "meta.json").read_text())
     return meta.get("vocab_hash") == KmerTokenizer(k=k, stride=stride).vocab_hash and (
@@ -286,8 +286,8 @@ def train_and_evaluate(
 # --------------------------------------------------------------------------- baselines
 def read_labelled(fasta: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Sequences, labels and split names of a labelled FASTA (`label=`, `split=` headers)."""
-    from bigbird_genomics.fasta import read_fasta
-    from bigbird_genomics.labels import header_fields
+    from bigbird_genomics.io.fasta import read_fasta
+    from bigbird_genomics.io.labels import header_fields
 
     sequences, labels, splits = [], [], []
     for record in read_fasta(fasta):
@@ -300,7 +300,7 @@ def read_labelled(fasta: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray
 
 def kmer_frequencies(sequences: list[np.ndarray], k: int) -> np.ndarray:
     """`[n, 4**k]` frequencies of the k-mers (ACGT only) of each sequence."""
-    from bigbird_genomics.datasets.motifs import BASE_INDEX
+    from bigbird_genomics.builders.motifs import BASE_INDEX
 
     features = np.zeros((len(sequences), 4**k))
     weights = 4 ** np.arange(k - 1, -1, -1)
@@ -349,7 +349,7 @@ def baseline_metrics(
     """Fit on train, score on test with the project's own metric functions."""
     import torch
 
-    from bigbird_genomics.metrics import binary_metrics
+    from bigbird_genomics.inference.metrics import binary_metrics
 
     train, test = splits == "train", splits == "test"
     w, b, mean, std = logistic_regression(features[train], labels[train])
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
     }
     payload = {"settings": settings, "results": results}
-    from bigbird_genomics.atomic import atomic_path
+    from bigbird_genomics.io.atomic import atomic_path
 
     with atomic_path(args.out / "accuracy.json") as temporary:
         temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -71,7 +71,7 @@ def data_settings(args: argparse.Namespace) -> dict:
 
 def prepare(args: argparse.Namespace) -> tuple[Path, Path, int]:
     """Generate and tokenize the set once; returns FASTA, tokenized folder, tokens per record."""
-    from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
 
     data = args.out / "data"
     fasta, tokenized, stamp = data / "longrange.fa", data / "tokenized", data / "settings.json"
@@ -141,8 +141,8 @@ def train_cnn(fasta: Path, args: argparse.Namespace) -> dict:
     import torch
     from torch import nn
 
-    from bigbird_genomics.datasets.motifs import BASE_INDEX
-    from bigbird_genomics.metrics import binary_metrics
+    from bigbird_genomics.builders.motifs import BASE_INDEX
+    from bigbird_genomics.inference.metrics import binary_metrics
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = render_table(results, header)
     print(table)
-    from bigbird_genomics.datasets.io import atomic_open
+    from bigbird_genomics.io.writers import atomic_open
 
     settings = {
         key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()

@@ -76,7 +76,7 @@ def with_backend(checkpoint: Path, backend: str, out: Path) -> Path:
 
 def genome_prefix(max_mbp: float, out: Path) -> tuple[Path, int]:
     """The genome FASTA, or a plain FASTA of its first `max_mbp` Mbp; returns (path, bp)."""
-    from bigbird_genomics.fasta import read_fasta
+    from bigbird_genomics.io.fasta import read_fasta
 
     record = next(iter(read_fasta(ECOLI)))
     if max_mbp <= 0:
@@ -93,8 +93,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from bigbird_genomics.inference import load_checkpoint
-    from bigbird_genomics.predict import predict_fasta
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.scan import predict_fasta
 
     model = load_checkpoint(args.worker_checkpoint, device=args.device)
     if args.worker_backend.endswith("_all_rows"):

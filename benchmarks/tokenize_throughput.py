@@ -56,8 +56,8 @@ def pin_one_core() -> None:
 
 def run_project(path: Path, k: int, stride: int, repeat: int) -> dict:
     """Best of `repeat` passes in one process (the first pays for cold caches and page faults)."""
-    from bigbird_genomics.fasta import read_fasta
-    from bigbird_genomics.kmers import KmerTokenizer
+    from bigbird_genomics.io.fasta import read_fasta
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
 
     tokenizer = KmerTokenizer(k, stride)
     timings = []
@@ -73,8 +73,8 @@ def run_project(path: Path, k: int, stride: int, repeat: int) -> dict:
 
 
 def run_dataset(path: Path, k: int, stride: int) -> dict:
-    from bigbird_genomics.kmers import KmerTokenizer
-    from bigbird_genomics.tokenized import TokenizedDataset, tokenize_fasta
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
+    from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from attention_support import make_inputs, oracle, outputs_and_grads, padding_mask
 
 from bigbird_genomics.attention import (
     SparsityConfig,
@@ -23,7 +24,6 @@ from bigbird_genomics.attention import (
     triton_backend,
 )
 from bigbird_genomics.attention.layout import NONE
-from tests.test_attention_backends import make_inputs, oracle, outputs_and_grads, padding_mask
 
 
 def covered(table: segments.SegmentTable, head: int, num_owners: int) -> list[list[int]]:

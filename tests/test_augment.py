@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from Bio.Seq import reverse_complement
 
-from bigbird_genomics.augment import reverse_complement_rows, strand_flips
-from bigbird_genomics.kmers import CLS_ID, PAD_ID, KmerTokenizer
+from bigbird_genomics.tokens.kmers import CLS_ID, PAD_ID, KmerTokenizer
+from bigbird_genomics.training.augment import reverse_complement_rows, strand_flips
 
 
 def _batch(tokenizer: KmerTokenizer, sequences: list[str], width: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bigbird_genomics import cli
-from bigbird_genomics.tokenized import TokenizedDataset
+from bigbird_genomics.tokens.store import TokenizedDataset
 
 
 @pytest.fixture

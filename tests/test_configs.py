@@ -10,8 +10,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from training_support import compose_config, motif_dataset, training_config
 
-from bigbird_genomics.config_checks import ConfigError, check_static
-from bigbird_genomics.train import CONF_DIR, train
+from bigbird_genomics.training.app import CONF_DIR
+from bigbird_genomics.training.config_checks import ConfigError, check_static
+from bigbird_genomics.training.run import train
 
 GROUPS = [
     "task",
@@ -189,8 +190,8 @@ def test_cuda_only_attention_backends_are_checked_before_training(
 def test_small_tower_recipe_trains_through_the_one_hot_stem() -> None:
     """model=small_tower with tokenizer=kmer1 (the DeePromoter recipe): 64 bases per position,
     and no dropout, so training steps take the cheaper `ConvStem.forward_ids` path."""
-    from bigbird_genomics.kmers import KmerTokenizer
     from bigbird_genomics.model.network import GenomicsModel
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         config = compose("train", ["model=small_tower", "tokenizer=kmer1",

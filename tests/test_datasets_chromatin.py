@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bigbird_genomics.builders.chromatin import ChromatinSettings, label_bins
+from bigbird_genomics.builders.motifs import random_bases
 from bigbird_genomics.cli import main
-from bigbird_genomics.datasets.chromatin import ChromatinSettings, label_bins
-from bigbird_genomics.datasets.motifs import random_bases
-from bigbird_genomics.datasets.peaks import covered_bases, merged_intervals, n_runs
-from bigbird_genomics.fasta import read_fasta
-from bigbird_genomics.labels import header_fields
+from bigbird_genomics.io.fasta import read_fasta
+from bigbird_genomics.io.labels import header_fields
+from bigbird_genomics.io.peaks import covered_bases, merged_intervals, n_runs
 
 
 def test_covered_bases_matches_brute_force() -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigbird_genomics.cli import main
-from bigbird_genomics.datasets.longrange import (
+from bigbird_genomics.builders.longrange import (
     LongRangeSettings,
     background_chain,
     generate_longrange,
 )
-from bigbird_genomics.datasets.markov import MarkovChain, dinucleotide_frequencies
-from bigbird_genomics.datasets.motifs import reverse_complement_text
-from bigbird_genomics.fasta import read_fasta
-from bigbird_genomics.labels import header_fields
+from bigbird_genomics.builders.markov import MarkovChain, dinucleotide_frequencies
+from bigbird_genomics.builders.motifs import reverse_complement_text
+from bigbird_genomics.cli import main
+from bigbird_genomics.io.fasta import read_fasta
+from bigbird_genomics.io.labels import header_fields
 
 SMALL = LongRangeSettings(num_records=60, length_bp=2048, edge_bp=300, margin_bp=50, seed=7)
 CHAIN = MarkovChain.uniform(order=2, gc=0.4)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bigbird_genomics.builders import promoters
+from bigbird_genomics.builders.markov import MarkovChain, dinucleotide_frequencies
+from bigbird_genomics.builders.motifs import random_bases
 from bigbird_genomics.cli import main
-from bigbird_genomics.datasets import promoters
-from bigbird_genomics.datasets.markov import MarkovChain, dinucleotide_frequencies
-from bigbird_genomics.datasets.motifs import random_bases
-from bigbird_genomics.fasta import read_fasta
-from bigbird_genomics.labels import header_fields
+from bigbird_genomics.io.fasta import read_fasta
+from bigbird_genomics.io.labels import header_fields
 
 
 def _promoter(seed: int, length: int = 300) -> np.ndarray:

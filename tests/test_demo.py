@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigbird_genomics import demo
+from bigbird_genomics.builders import demo
+from bigbird_genomics.builders.motifs import contains, reverse_complement, to_array
 from bigbird_genomics.cli import main
-from bigbird_genomics.datasets.motifs import contains, reverse_complement, to_array
 
 
 def _read_fasta(path: Path) -> list[tuple[str, str]]:

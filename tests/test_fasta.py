@@ -12,9 +12,9 @@ from Bio import bgzf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigbird_genomics import fasta as fasta_module
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.fasta import (
+from bigbird_genomics.io import fasta as fasta_module
+from bigbird_genomics.io.fasta import (
     DEFAULT_POLICY,
     FastaFormatError,
     FastaPolicy,

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.inference import CheckpointError, load_checkpoint
-from bigbird_genomics.kmers import KmerTokenizer
-from bigbird_genomics.lightning_module import GenomicsModule
-from bigbird_genomics.tokenized import TokenizedDataset
+from bigbird_genomics.inference.checkpoint import CheckpointError, load_checkpoint
+from bigbird_genomics.tokens.kmers import KmerTokenizer
+from bigbird_genomics.tokens.store import TokenizedDataset
+from bigbird_genomics.training.module import GenomicsModule
 
 MODEL = {"vocab_size": 69, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
          "intermediate_size": 32, "dropout": 0.1, "max_tokens": 64, "rotary_base": 10000.0}
@@ -105,7 +105,7 @@ def test_both_strands_average_the_reverse_complement(tmp_path: Path) -> None:
 
 
 def test_evaluation_uses_both_strands_when_trained_on_both(tmp_path: Path) -> None:
-    from bigbird_genomics.evaluation import resolve_strands
+    from bigbird_genomics.inference.evaluation import resolve_strands
 
     stranded = load_checkpoint(_checkpoint(tmp_path / "a.ckpt"))
     unstranded = load_checkpoint(_checkpoint(tmp_path / "b.ckpt", reverse_complement=True))
@@ -148,8 +148,8 @@ def test_devices_that_do_not_exist_here_are_user_errors(tmp_path: Path) -> None:
 
 
 def test_evaluation_data_longer_than_the_context_names_the_fix(tmp_path: Path) -> None:
-    from bigbird_genomics.evaluation import predict_split
-    from bigbird_genomics.tokenized import tokenize_fasta
+    from bigbird_genomics.inference.evaluation import predict_split
+    from bigbird_genomics.tokens.store import tokenize_fasta
 
     fasta = tmp_path / "long.fa"
     fasta.write_text("".join(f">r{i} labels=0,1 split=test\n{'ACGT' * 30}\n" for i in range(3)))

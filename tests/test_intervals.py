@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bigbird_genomics.intervals import Interval, IntervalError, extract_intervals, read_bed
+from bigbird_genomics.io.intervals import Interval, IntervalError, extract_intervals, read_bed
 
 #            0123456789 0123456789
 CHR1 = "AAAACCCCGGGGTTTTACGT"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigbird_genomics import kmers
-from bigbird_genomics.kmers import (
+from bigbird_genomics.tokens import kmers
+from bigbird_genomics.tokens.kmers import (
     CLS_ID,
     NUM_SPECIAL,
     PAD_ID,

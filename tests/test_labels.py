@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigbird_genomics.labels import (
+from bigbird_genomics.io.labels import (
     LabelError,
     LabelTable,
     check_ids,

@@ -5,15 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigbird_genomics.kmers import MASK_ID, NUM_SPECIAL
 from bigbird_genomics.model.encoder import (
     RotaryEmbedding,
     attention_blocks,
     padded_width,
     pooled_length,
 )
-from bigbird_genomics.model.masking import IGNORE_INDEX, mask_spans, overlap_reach, span_positions
+from bigbird_genomics.model.mlm_masking import (
+    IGNORE_INDEX,
+    mask_spans,
+    overlap_reach,
+    span_positions,
+)
 from bigbird_genomics.model.network import GenomicsModel
+from bigbird_genomics.tokens.kmers import MASK_ID, NUM_SPECIAL
 
 ENCODER = {"vocab_size": 69, "hidden_size": 32, "num_layers": 2, "num_heads": 4,
            "intermediate_size": 64, "dropout": 0.0, "max_tokens": 128}

@@ -18,14 +18,14 @@ import pytest
 
 from bigbird_genomics import cli
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.kmers import UNK_ID, KmerTokenizer, plan_windows
-from bigbird_genomics.predict import (
+from bigbird_genomics.inference.scan import (
     LabelMismatchError,
     ScanPlan,
     WindowSizeError,
     iter_windows,
     predict_fasta,
 )
+from bigbird_genomics.tokens.kmers import UNK_ID, KmerTokenizer, plan_windows
 
 MOTIF = "GATTACA"
 
@@ -243,7 +243,9 @@ def test_windows_that_are_mostly_n_are_not_scored(
     with pytest.raises(UserError, match="same file"):
         predict_fasta(model, fasta, out, bedgraph=tmp_path / "." / "o.tsv")
     # the CLI reports the unscored windows
-    monkeypatch.setattr("bigbird_genomics.inference.load_checkpoint", lambda *a, **k: model)
+    monkeypatch.setattr(
+        "bigbird_genomics.inference.checkpoint.load_checkpoint", lambda *a, **k: model
+    )
     checkpoint = tmp_path / "stand_in.ckpt"
     checkpoint.write_bytes(b"")
     assert cli.main(["predict", "--checkpoint", str(checkpoint), "--fasta", str(fasta),
@@ -347,8 +349,8 @@ def test_cli_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[st
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint: 2 training batches of the tiny demo promoter model (session-wide)."""
-    from bigbird_genomics.demo import write_demo_data
-    from bigbird_genomics.tokenized import tokenize_fasta
+    from bigbird_genomics.builders.demo import write_demo_data
+    from bigbird_genomics.tokens.store import tokenize_fasta
 
     root = tmp_path_factory.mktemp("tiny_ckpt")
     demo = write_demo_data(root / "demo", seed=0)
@@ -375,7 +377,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_real_checkpoint_predicts_and_is_deterministic(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
-    from bigbird_genomics.inference import load_checkpoint
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
 
     model = load_checkpoint(tiny_checkpoint)
     rng = np.random.default_rng(3)

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.kmers import KmerTokenizer, TokenizerConfigError
-from bigbird_genomics.labels import LabelError
-from bigbird_genomics.tokenized import (
+from bigbird_genomics.io.labels import LabelError
+from bigbird_genomics.tokens.kmers import KmerTokenizer, TokenizerConfigError
+from bigbird_genomics.tokens.store import (
     DatasetFormatError,
     TokenizedDataset,
     TokenizerMismatchError,

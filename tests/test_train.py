@@ -14,11 +14,11 @@ from pytorch_lightning.callbacks import Timer
 from training_support import motif_dataset, training_config
 
 from bigbird_genomics.cli import main as cli_main
-from bigbird_genomics.config_checks import ConfigError
-from bigbird_genomics.inference import load_checkpoint, load_encoder_weights
-from bigbird_genomics.lightning_module import warmup_cosine
-from bigbird_genomics.tokenized import TokenizedDataset
-from bigbird_genomics.train import build_module, train
+from bigbird_genomics.inference.checkpoint import load_checkpoint, load_encoder_weights
+from bigbird_genomics.tokens.store import TokenizedDataset
+from bigbird_genomics.training.config_checks import ConfigError
+from bigbird_genomics.training.module import warmup_cosine
+from bigbird_genomics.training.run import build_module, train
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ def test_resuming_needs_both_checkpoints(run_dir: Path, dataset: Path, tmp_path:
 
 def write_class_fasta(path: Path, count: int = 150, length: int = 60) -> Path:
     """Three classes: GATTACA planted (0), CCGGAATT planted (1), neither (2); `class=K`."""
-    from bigbird_genomics.datasets.io import format_header, write_fasta
+    from bigbird_genomics.io.writers import format_header, write_fasta
 
     rng = np.random.default_rng(5)
     records = []
@@ -283,8 +283,8 @@ def write_class_fasta(path: Path, count: int = 150, length: int = 60) -> Path:
 def test_multiclass_trains_from_class_labels_end_to_end(tmp_path: Path) -> None:
     """`class=K` headers -> one `class` label -> task.type=multiclass: training, checkpoint,
     evaluate and the config checks that keep class and 0/1 data apart."""
-    from bigbird_genomics.kmers import KmerTokenizer
-    from bigbird_genomics.tokenized import tokenize_fasta
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
+    from bigbird_genomics.tokens.store import tokenize_fasta
 
     data = tokenize_fasta(write_class_fasta(tmp_path / "classes.fa"), tmp_path / "tok",
                           KmerTokenizer(k=3), max_tokens=63)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,13 +12,14 @@ import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader
 
-from bigbird_genomics.config_checks import ConfigError
-from bigbird_genomics.datamodule import BlockPadCollator, LengthBucketBatchSampler
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.evaluation import check_labels
-from bigbird_genomics.metrics import compute_metrics
-from bigbird_genomics.train import optimized_value
-from bigbird_genomics.wandb_setup import choose_mode
+from bigbird_genomics.inference.evaluation import check_labels
+from bigbird_genomics.inference.metrics import compute_metrics
+from bigbird_genomics.model.encoder import EncoderConfig
+from bigbird_genomics.training.app import optimized_value
+from bigbird_genomics.training.config_checks import ConfigError
+from bigbird_genomics.training.datamodule import BlockPadCollator, LengthBucketBatchSampler
+from bigbird_genomics.training.wandb_setup import choose_mode
 
 
 def test_binary_metrics_on_known_predictions() -> None:
@@ -120,7 +122,9 @@ def test_optimized_value_reads_metrics_and_names_the_key() -> None:
 
 
 def test_collator_pads_to_the_block_size() -> None:
-    collate = BlockPadCollator(block_size=16, max_tokens=64, pad_token_id=0, task_type="binary")
+    plain = EncoderConfig(vocab_size=8)
+    collate = BlockPadCollator(partial(plain.pad_width, block_size=16), max_tokens=64,
+                               pad_token_id=0, task_type="binary")  # fmt: skip
     items = [(0, np.array([1, 7, 8]), np.array([1.0])), (5, np.arange(1, 21), np.array([0.0]))]
     batch = collate(items)
     assert batch["tokens"].shape == (2, 32)
@@ -128,8 +132,9 @@ def test_collator_pads_to_the_block_size() -> None:
     assert batch["labels"].dtype == torch.float32 and batch["index"].tolist() == [0, 5]
     # With a pooling conv stem, no padding beyond the longest record: the stem would only
     # convolve it, and the attention pads the pooled positions to whole blocks itself.
-    pooled = BlockPadCollator(block_size=16, max_tokens=64, pad_token_id=0, task_type="binary",
-                              downsample=2)(items)  # fmt: skip
+    stem = EncoderConfig(vocab_size=8, stem_kernel=3, stem_pool=2)
+    pooled = BlockPadCollator(partial(stem.pad_width, block_size=16), max_tokens=64,
+                              pad_token_id=0, task_type="binary")(items)  # fmt: skip
     assert pooled["tokens"].shape == (2, 20)
 
 

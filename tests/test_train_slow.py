@@ -16,11 +16,11 @@ import yaml
 from omegaconf import OmegaConf
 from training_support import FAST, compose_config, motif_dataset, training_config
 
-from bigbird_genomics.train import train
+from bigbird_genomics.training.run import train
 
 pytestmark = pytest.mark.slow
 
-TRAIN = [sys.executable, "-m", "bigbird_genomics.train"]
+TRAIN = [sys.executable, "-m", "bigbird_genomics.training.app"]
 ENV = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1"}
 MAX_STEPS = 150  # of 16-example batches: 1.5 epochs of the demo (measured 0.97 test accuracy)
 
@@ -54,7 +54,7 @@ def test_tiny_model_learns_the_demo_promoter_task(tmp_path: Path) -> None:
 KILLED_RUN = textwrap.dedent("""
     import json, os, signal, sys
     import pytorch_lightning as pl
-    from bigbird_genomics.train import train
+    from bigbird_genomics.training.run import train
 
     class KillAt(pl.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bigbird_genomics.report import (
+from bigbird_genomics.reporting.report import (
     Site,
     Track,
     read_sites,

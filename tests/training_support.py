@@ -9,10 +9,10 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from bigbird_genomics.datasets.io import format_header, write_fasta
-from bigbird_genomics.kmers import KmerTokenizer
-from bigbird_genomics.tokenized import tokenize_fasta
-from bigbird_genomics.train import CONF_DIR
+from bigbird_genomics.io.writers import format_header, write_fasta
+from bigbird_genomics.tokens.kmers import KmerTokenizer
+from bigbird_genomics.tokens.store import tokenize_fasta
+from bigbird_genomics.training.app import CONF_DIR
 
 MOTIF = "TATAAT"
 # Overrides that make any composed config train in seconds on a CPU.

@@ -1,12 +1,9 @@
 # Shared helpers: config validation, output layout, and how rule inputs are named.
 # Only plumbing lives here; every piece of work is a `bigbird-genomics` command in a rule.
 
-import argparse
 import os
 import shlex
 from pathlib import Path
-
-from bigbird_genomics.commands import build_chromatin
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -28,8 +25,6 @@ DEMO_FILES = {
     "chromosome_motifs": "chromosome_motifs.bed",
 }
 BUILD = config.get("build") or {}
-# What `bigbird-genomics build-chromatin --out DIR` writes into DIR.
-CHROMATIN_BUILD_FILES = ("chromatin.fa", "chromatin_labels.tsv", "chromatin_profiles.tsv")
 TASKS = config["tasks"]
 PREDICTIONS = config["predict"]
 SWEEP = config.get("sweep") or {}
@@ -70,20 +65,23 @@ wildcard_constraints:
 
 
 def build_outputs(entry):
-    """The files a `build:` entry's builder writes (normalised paths)."""
+    """What a `build:` entry's rule declares: the FASTA it writes, or for build-chromatin the
+    folder it fills (which files depend on the builder's arguments, and only its CLI reads
+    those; the workflow knows the package through its CLI alone)."""
     out = os.path.normpath(entry["out"])
-    if entry["command"] != "build-chromatin":
-        return [out]
-    # Parsed by the builder's own parser, so `--positive-fasta=x` and abbreviations count too.
-    parser = argparse.ArgumentParser(add_help=False)
-    build_chromatin.add_arguments(parser)
-    parsed, _ = parser.parse_known_args([*entry["args"], "--out", out])
-    if parsed.positive_fasta or parsed.negative_fasta:  # two-class mode: labels in the headers
-        return [os.path.join(out, CHROMATIN_BUILD_FILES[0])]
-    return [os.path.join(out, name) for name in CHROMATIN_BUILD_FILES]
+    return directory(out) if entry["command"] == "build-chromatin" else out
 
 
-BUILT_FILES = {path for entry in BUILD.values() for path in build_outputs(entry)}
+BUILT = {os.path.normpath(entry["out"]): entry["command"] for entry in BUILD.values()}
+
+
+def built_by_rule(path):
+    """The build rule output that makes `path` (a FASTA, or a folder holding it), else None."""
+    path = os.path.normpath(path)
+    for out, command in BUILT.items():
+        if path == out or (command == "build-chromatin" and path.startswith(out + os.sep)):
+            return out
+    return None
 
 
 def user_input(path):
@@ -95,8 +93,8 @@ def user_input(path):
     """
     if not path:
         return []
-    if os.path.normpath(path) in BUILT_FILES:
-        return [os.path.normpath(path)]  # spelled as the build rule's output
+    if built_by_rule(path):
+        return [built_by_rule(path)]  # spelled as the build rule's output
     if path.startswith(f"{DEMO_DIR}/") or Path(path).exists():
         return [path]
     return []

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 import torch
+from bigbird_genomics.kmers import KmerTokenizer
 from torch import nn
 from torchmetrics.functional.classification import binary_auroc, binary_f1_score
 
-from bigbird_genomics.kmers import KmerTokenizer
 from bigbird_genomics.model.network import GenomicsModel
 
 p = argparse.ArgumentParser()

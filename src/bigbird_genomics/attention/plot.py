@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from bigbird_genomics.atomic import atomic_path  # noqa: E402
 from bigbird_genomics.attention.config import SparsityConfig  # noqa: E402
 from bigbird_genomics.attention.layout import (  # noqa: E402
     GLOBAL,
@@ -21,6 +20,7 @@ from bigbird_genomics.attention.layout import (  # noqa: E402
     WINDOW,
     block_layout,
 )
+from bigbird_genomics.io.atomic import atomic_path  # noqa: E402
 
 COLOURS = {0: "#f4f4f4", WINDOW: "#4c72b0", GLOBAL: "#dd8452", RANDOM: "#55a868"}
 

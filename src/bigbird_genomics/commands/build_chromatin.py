@@ -41,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bigbird_genomics.datasets.chromatin import (
+    from bigbird_genomics.builders.chromatin import (
         ChromatinSettings,
         build_chromatin_dataset,
         build_two_class_dataset,
     )
-    from bigbird_genomics.datasets.peaks import read_sample_sheet
-    from bigbird_genomics.datasets.splits import parse_fractions
+    from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
+    from bigbird_genomics.io.peaks import read_sample_sheet
 
     two_class = bool(args.positive_fasta or args.negative_fasta)
     if two_class:

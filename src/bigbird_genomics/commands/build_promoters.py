@@ -55,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.datasets.promoters import build_promoter_dataset, promoters_from_genome
-    from bigbird_genomics.datasets.splits import parse_fractions
+    from bigbird_genomics.builders.promoters import build_promoter_dataset, promoters_from_genome
+    from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
-    from bigbird_genomics.fasta import read_fasta
+    from bigbird_genomics.io.fasta import read_fasta
 
     if bool(args.positives) == bool(args.tss):
         raise UserError("give positives either as --positives FASTA or as --tss BED with --genome")

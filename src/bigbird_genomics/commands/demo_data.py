@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.demo import write_demo_data
+    from bigbird_genomics.builders.demo import write_demo_data
 
     paths = write_demo_data(args.out, seed=args.seed)
     for name, path in paths.items():

@@ -31,11 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.evaluation import predict_split, split_metrics, write_predictions
-    from bigbird_genomics.inference import load_checkpoint
-    from bigbird_genomics.run_outputs import write_json
-    from bigbird_genomics.tokenized import TokenizedDataset
-    from bigbird_genomics.train import label_groups_of
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.evaluation import (
+        predict_split,
+        split_metrics,
+        write_predictions,
+    )
+    from bigbird_genomics.tokens.store import TokenizedDataset, label_groups_of
+    from bigbird_genomics.training.run_outputs import write_json
 
     model = load_checkpoint(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions:
         write_predictions(args.predictions, model, data, predictions)
     if args.plots:
-        from bigbird_genomics.training_plots import plot_roc_pr
+        from bigbird_genomics.reporting.plots import plot_roc_pr
 
         targets = predictions.targets
         if model.task_type == "multiclass":

@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.fasta import write_fasta
-    from bigbird_genomics.intervals import IntervalError, extract_intervals, read_bed
+    from bigbird_genomics.io.fasta import write_fasta
+    from bigbird_genomics.io.intervals import IntervalError, extract_intervals, read_bed
 
     intervals = read_bed(args.bed)
     first_line: dict[str, int] = {}

@@ -40,12 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.datasets.longrange import (
+    from bigbird_genomics.builders.longrange import (
         LongRangeSettings,
         background_chain,
         write_longrange,
     )
-    from bigbird_genomics.datasets.splits import parse_fractions
+    from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
 
     try:

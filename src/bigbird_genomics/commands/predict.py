@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.predict import CheckpointNotFoundError, predict_fasta
+    from bigbird_genomics.inference.scan import CheckpointNotFoundError, predict_fasta
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
             f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
             "checkpoints/best.ckpt (written by bigbird-genomics-train)"
         )
-    from bigbird_genomics.inference import load_checkpoint  # imports torch: only when needed
+    from bigbird_genomics.inference.checkpoint import (
+        load_checkpoint,  # imports torch: only when needed
+    )
 
     model = load_checkpoint(checkpoint, device=args.device)
     summary = predict_fasta(

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.report import write_report
+    from bigbird_genomics.reporting.report import write_report
 
     written = write_report(
         args.out_dir,

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.sweep_summary import write_summary
+    from bigbird_genomics.reporting.sweep_summary import write_summary
 
     rows = write_summary(args.runs, args.out_tsv, args.out_png)
     print(f"summarised {len(rows)} runs into {args.out_tsv}")

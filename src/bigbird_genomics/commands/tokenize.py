@@ -47,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.fasta import FastaPolicy
-    from bigbird_genomics.kmers import KmerTokenizer
-    from bigbird_genomics.tokenized import TokenizedDataset, tokenize_fasta
+    from bigbird_genomics.io.fasta import FastaPolicy
+    from bigbird_genomics.tokens.kmers import KmerTokenizer
+    from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
 
     out = tokenize_fasta(
         args.fasta,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily at run time so `--help` stays fast
-    from bigbird_genomics.fasta import FastaPolicy
+    from bigbird_genomics.io.fasta import FastaPolicy
 
 HELP = (
     "Check FASTA files (plain, gzip or bgzip) and print one summary line per file: records, "
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def summarise(path: Path, policy: FastaPolicy) -> dict:
     """Counts over every record of one file (reads it once, record by record)."""
-    from bigbird_genomics.fasta import read_fasta
+    from bigbird_genomics.io.fasta import read_fasta
 
     summary = {"file": str(path), "records": 0, "bases": 0, "min_length": None}
     summary.update(max_length=0, n_bases=0, ambiguous_to_n=0, soft_masked=0)
@@ -50,7 +50,7 @@ def summarise(path: Path, policy: FastaPolicy) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.fasta import FastaPolicy
+    from bigbird_genomics.io.fasta import FastaPolicy
 
     policy = FastaPolicy(
         ambiguity="to_n" if args.ambiguity == "to-n" else "error",
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
         print("\t".join([str(path), *(str(summary[c]) for c in columns)]))
     if args.json is not None:
-        from bigbird_genomics.atomic import atomic_path
+        from bigbird_genomics.io.atomic import atomic_path
 
         with atomic_path(args.json) as temp:
             temp.write_text(json.dumps({"files": summaries, "status": "ok"}, indent=2) + "\n")

@@ -54,6 +54,10 @@ class EncoderConfig:
         """Input tokens per position the blocks see (1: no pooling stem)."""
         return stem_downsample(self.stem_pool, self.stem_layers)
 
+    def pad_width(self, num_tokens: int, block_size: int) -> int:
+        """Input width to pad a batch whose longest record has `num_tokens` (see padded_width)."""
+        return padded_width(num_tokens, block_size, self.downsample)
+
 
 def stem_downsample(stem_pool: int, stem_layers: int = 1) -> int:
     """Total pooling of a stem of `stem_layers` stages that each pool by `stem_pool`.

@@ -1,0 +1,250 @@
+"""Load a training checkpoint for prediction, without Lightning or Hydra.
+
+The checkpoint's hyper-parameters are plain dicts (see `lightning_module.GenomicsModule`), so
+`torch.load(weights_only=True)` reads it and never runs pickled code from the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.model.encoder import attention_blocks, padded_width, stem_downsample
+from bigbird_genomics.model.network import GenomicsModel, num_outputs
+from bigbird_genomics.tokens.kmers import CLS_ID, PAD_ID, KmerTokenizer
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, or not written by bigbird-genomics training."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device that exists here, or a UserError saying what to use instead."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise UserError(
+            f"--device {device} is not a torch device ({error}); use cpu, cuda, cuda:N or mps"
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--device {device}: CUDA is not available here (no GPU, or a CPU build of torch); "
+            "use --device cpu"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device}: MPS (Apple GPU) is not available here; use cpu")
+    return resolved
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, loaded safely (weights_only=True)."""
+    path = Path(path)
+    device = resolve_device(device)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass a run's checkpoints/best.ckpt"
+        )
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises many types for corrupt or foreign files
+        # torch's own message can run to a page (and suggests weights_only=False, which would
+        # let the file run code): its first line is enough
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {reason}): not a PyTorch "
+            "checkpoint written by bigbird-genomics training, or a truncated one; pass a run's "
+            "checkpoints/best.ckpt"
+        ) from error
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not hparams or not {"model", "attention", "task", "tokenizer"} <= set(hparams):
+        raise CheckpointError(
+            f"{path} is not a bigbird-genomics training checkpoint (no model/attention/task/"
+            "tokenizer hyper-parameters)"
+        )
+    return checkpoint
+
+
+def output_names(task: dict[str, Any]) -> list[str]:
+    """Column names of `predict_proba`: one per label, or one per class for multiclass."""
+    if task["type"] == "multiclass":
+        return [f"class_{index}" for index in range(int(task["num_classes"]))]
+    return list(task.get("label_names") or ["label"])
+
+
+@dataclass
+class LoadedModel:
+    """A trained model ready to score token arrays (k-mer ids without [CLS])."""
+
+    network: GenomicsModel
+    tokenizer: KmerTokenizer
+    label_names: list[str]
+    task_type: str
+    max_tokens: int
+    block_size: int
+    hparams: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def strand_symmetric(self) -> bool:
+        """Trained on both strands (`data.reverse_complement=true`): the task has no strand, so
+        the record and its reverse complement are two readings of one answer."""
+        return bool(self.hparams.get("reverse_complement", False))
+
+    def predict_proba(self, tokens: list[np.ndarray], strands: str = "forward") -> np.ndarray:
+        """Probabilities [batch, labels]; `strands="both"` averages each record's two strands.
+
+        Averaging is test-time augmentation for a model trained on both strands (its two
+        readings are noisy estimates of one label). Genome scanning (`predict`) instead keeps
+        the larger of the two, to find a site on either strand. The other strand is made on
+        token ids as in training (`augment.py`): with stride 1 it is exactly the tokenization of
+        the reverse complement; with stride s > 1, that strand read in another frame.
+        """
+        if strands not in ("forward", "both"):
+            raise ValueError(f"strands must be 'forward' or 'both', got {strands!r}")
+        probs = self._predict_one_strand(tokens)
+        if strands == "both":
+            table = self.tokenizer.reverse_complement_ids()
+            other = [table[np.asarray(example, dtype=np.int64)[::-1]] for example in tokens]
+            probs = (probs + self._predict_one_strand(other)) / 2
+        return probs
+
+    def _predict_one_strand(self, tokens: list[np.ndarray]) -> np.ndarray:
+        """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout.
+
+        The sparse layout (which block is the last global one, where random blocks may land) is
+        drawn over the padded length, so padding a record up to a longer neighbour would change
+        its score. Records are therefore scored in groups of equal block count: each one is
+        padded only within its own last block, exactly as if it were scored alone.
+        """
+        if self.task_type == "mlm":
+            raise UserError(
+                "a masked-LM checkpoint predicts tokens, not labels; fine-tune it first"
+            )
+        longest = max((len(t) for t in tokens), default=0) + 1
+        if longest > self.max_tokens:
+            raise UserError(
+                f"an input has {longest - 1} k-mer tokens but the checkpoint's context holds "
+                f"{self.max_tokens - 1} (+[CLS]); cut it into windows first"
+            )
+        downsample = self.network.encoder.config.downsample
+        blocks = np.array(
+            [attention_blocks(len(t) + 1, self.block_size, downsample) for t in tokens],
+            dtype=np.int64,
+        )
+        probs = np.zeros((len(tokens), len(self.label_names)), dtype=np.float32)
+        for count in np.unique(blocks):
+            rows = np.flatnonzero(blocks == count)
+            longest = max(len(tokens[row]) for row in rows) + 1
+            width = padded_width(longest, self.block_size, downsample)
+            probs[rows] = self._score([tokens[row] for row in rows], width)
+        return probs
+
+    def _score(self, tokens: list[np.ndarray], width: int) -> np.ndarray:
+        """Probabilities for records that all pad to `width` tokens."""
+        batch = torch.full((len(tokens), width), PAD_ID, dtype=torch.long)
+        batch[:, 0] = CLS_ID
+        for row, example in enumerate(tokens):
+            batch[row, 1 : 1 + len(example)] = torch.from_numpy(
+                np.ascontiguousarray(example, dtype=np.int64)  # reversed views too
+            )
+        batch = batch.to(self.device)
+        with torch.inference_mode():
+            logits = self.network(batch, batch != PAD_ID).float()
+        if self.task_type == "multiclass":
+            return logits.softmax(-1).cpu().numpy()
+        return logits.sigmoid().cpu().numpy()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network of a training checkpoint in eval mode on `device`."""
+    checkpoint = read_checkpoint(path, device)
+    hparams = checkpoint["hyper_parameters"]
+    task = hparams["task"]
+    outputs = 0 if task["type"] == "mlm" else num_outputs(
+        task["type"], len(task.get("label_names") or []), task.get("num_classes")
+    )
+    network = GenomicsModel(
+        hparams["model"], hparams["attention"], task["type"], outputs,
+        pooling=task.get("pooling", "cls"),
+    )
+    prefix = "network."
+    state = {
+        key[len(prefix):]: value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(prefix)
+    }
+    network.load_state_dict(state)
+    device = torch.device(device)
+    network.to(device).eval()
+    return LoadedModel(
+        network=network,
+        tokenizer=KmerTokenizer.from_dict(hparams["tokenizer"]),
+        label_names=output_names(task),
+        task_type=task["type"],
+        max_tokens=int(hparams["model"]["max_tokens"]),
+        block_size=int(hparams["attention"]["block_size"]),
+        hparams=hparams,
+        device=device,
+    )
+
+
+def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
+    """Copy a checkpoint's encoder weights into `network` (for `model.init_from`).
+
+    Only the encoder moves: a pretrained masked-LM encoder starts a classifier whose head is
+    new. Returns the number of tensors copied.
+    """
+    checkpoint = read_checkpoint(path)
+    source = checkpoint["hyper_parameters"]
+    target_vocab = network.encoder.config.vocab_size
+    if int(source["model"]["vocab_size"]) != target_vocab:
+        raise CheckpointError(
+            f"model.init_from={path}: its vocabulary has {source['model']['vocab_size']} tokens "
+            f"but this run's tokenizer has {target_vocab}; use the same tokenizer.k/stride"
+        )
+    prefix = "network.encoder."
+    state = {
+        key[len(prefix):]: value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(prefix)
+    }
+    source_pool = stem_downsample(
+        int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
+    )
+    if source_pool != network.encoder.config.downsample:
+        log.warning(
+            "model.init_from=%s was trained with a stem pooling by %d, this run pools by %d: a "
+            "position now spans a different stretch of DNA, which fine-tuning has to relearn",
+            path, source_pool, network.encoder.config.downsample,
+        )
+    # A stem-less encoder (say, pretrained with task=mlm, model=small) may start a run with a
+    # stem (model=small_conv), or a one-stage stem a deeper tower: the stem parts the source
+    # lacks start fresh, everything else is copied.
+    fresh_stem = [key for key in network.encoder.state_dict() if key.startswith("stem.")]
+    fresh_stem = [key for key in fresh_stem if key not in state]
+    if fresh_stem:
+        log.info("model.init_from=%s lacks these stem weights, which start from scratch: %s",
+                 path, ", ".join(fresh_stem))
+    try:
+        missing, unexpected = network.encoder.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - set(fresh_stem):
+            raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"model.init_from={path}: its encoder shape differs from model=... of this run "
+            f"({error}); choose the same model size (and no deeper model.stem_layers)"
+        ) from error
+    return len(state)

@@ -1,0 +1,270 @@
+"""Checks of a training configuration that fail before any training starts.
+
+Hydra already rejects unknown keys (the configs are in struct mode); these are the checks of
+values and of the config against the data set, each naming the key to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigbird_genomics.attention import SparsityConfig
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.labels import CLASS_LABEL
+from bigbird_genomics.model.network import TASK_TYPES
+
+POOLINGS = ("cls", "mean")
+
+
+class ConfigError(UserError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def sparsity_config(attention: dict[str, Any]) -> SparsityConfig:
+    try:
+        return SparsityConfig(**attention).validate("attention")
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid attention config: {error}") from error
+
+
+def check_static(cfg: dict[str, Any]) -> None:
+    """Checks that need only the configuration (no data)."""
+    sparsity = sparsity_config(cfg["attention"])
+    model = cfg["model"]
+    context = model["max_tokens"]
+    if context % sparsity.block_size:
+        raise ConfigError(
+            f"attention.block_size={sparsity.block_size} does not divide the context "
+            f"model.max_tokens={context}; choose a block size that divides it (e.g. "
+            f"{_divisors_hint(context)})"
+        )
+    if model["num_heads"] < 1:
+        raise ConfigError(f"model.num_heads={model['num_heads']} must be >= 1")
+    if not 0.0 <= model["dropout"] < 1.0:
+        raise ConfigError(f"model.dropout={model['dropout']} must be in [0, 1)")
+    if model["hidden_size"] % model["num_heads"]:
+        raise ConfigError(
+            f"model.hidden_size={model['hidden_size']} is not divisible by "
+            f"model.num_heads={model['num_heads']}"
+        )
+    if (model["hidden_size"] // model["num_heads"]) % 2:
+        raise ConfigError(
+            "model.hidden_size / model.num_heads must be even (rotary positions rotate pairs)"
+        )
+    _check_stem(model, cfg["task"])
+    task = cfg["task"]
+    if task["type"] not in TASK_TYPES:
+        raise ConfigError(f"task.type={task['type']!r} must be one of {', '.join(TASK_TYPES)}")
+    _check_monitor(task)
+    if task["pooling"] not in POOLINGS:
+        raise ConfigError(f"task.pooling={task['pooling']!r} must be one of {', '.join(POOLINGS)}")
+    if task["type"] == "multiclass" and (task.get("num_classes") or 0) < 2:
+        raise ConfigError("task.num_classes must be set (>= 2) for a multiclass task")
+    data = cfg["data"]
+    for key in ("batch_size", "eval_batch_size"):
+        if data[key] < 1:
+            raise ConfigError(f"data.{key}={data[key]} must be >= 1")
+    if data["num_workers"] < 0:
+        raise ConfigError(f"data.num_workers={data['num_workers']} must be >= 0")
+    _check_strategy(cfg["trainer"])
+    _check_ema((cfg.get("callbacks") or {}).get("ema_decay"), cfg["trainer"])
+    _check_optim(cfg["optim"])
+    _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
+
+
+def _check_stem(model: dict[str, Any], task: dict[str, Any]) -> None:
+    kernel, pool = model.get("stem_kernel") or 0, model.get("stem_pool") or 1
+    if kernel < 0 or (kernel and kernel % 2 == 0):
+        raise ConfigError(f"model.stem_kernel={kernel} must be 0 (no stem) or odd")
+    if pool < 1:
+        raise ConfigError(f"model.stem_pool={pool} must be >= 1")
+    if pool > 1 and not kernel:
+        raise ConfigError(f"model.stem_pool={pool} needs a stem: set model.stem_kernel (e.g. 9)")
+    layers = 1 if model.get("stem_layers") is None else model["stem_layers"]
+    if layers < 1:
+        raise ConfigError(f"model.stem_layers={layers} must be >= 1")
+    if layers > 1 and not kernel:
+        raise ConfigError(
+            f"model.stem_layers={layers} needs a stem: set model.stem_kernel (e.g. 9)"
+        )
+    if pool > 1 and task["type"] == "mlm":
+        raise ConfigError(
+            f"model.stem_pool={pool} pools tokens away, but task.type=mlm predicts every token; "
+            "set model.stem_pool=1"
+        )
+
+
+def _check_backend(sparsity: SparsityConfig, head_dim: int, trainer: dict[str, Any]) -> None:
+    """CUDA-only attention kernels would otherwise fail at the first training step."""
+    if sparsity.backend not in ("triton", "flex"):
+        return
+    accelerator = str(trainer.get("accelerator"))
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        raise ConfigError(
+            f"attention.backend={sparsity.backend} trains only on CUDA GPUs, but "
+            f"trainer.accelerator={accelerator} runs on CPU here; use attention.backend=auto "
+            "(it picks block on CPU)"
+        )
+    if sparsity.backend == "triton":
+        for key, value in (("attention.block_size", sparsity.block_size),
+                           ("model.hidden_size / model.num_heads", head_dim)):  # fmt: skip
+            if value < 16 or value & (value - 1):
+                raise ConfigError(
+                    f"attention.backend=triton needs {key} to be a power of two >= 16, got "
+                    f"{value}; use attention.backend=auto (it falls back to block)"
+                )
+
+
+def _check_strategy(trainer: dict[str, Any]) -> None:
+    """FSDP limits Lightning 2.6 would report only after the model is built (or mid-step)."""
+    strategy, accelerator = str(trainer.get("strategy")), str(trainer.get("accelerator"))
+    if not strategy.startswith("fsdp"):
+        return
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        raise ConfigError(
+            f"trainer.strategy={strategy} needs CUDA GPUs, but trainer.accelerator={accelerator} "
+            "runs on CPU here and Lightning supports FSDP only with trainer.accelerator=gpu. "
+            "On CPU use trainer=ddp trainer.accelerator=cpu (data-parallel over gloo processes)"
+        )
+    # Measured on an H100: the first optimizer step fails with "gradient_clip_algorithm='norm'
+    # is currently not supported for FSDPPrecision".
+    if (
+        trainer.get("gradient_clip_val")
+        and trainer.get("gradient_clip_algorithm", "norm") == "norm"
+    ):
+        raise ConfigError(
+            f"trainer.strategy={strategy} cannot clip gradients by norm in Lightning; set "
+            f"trainer.gradient_clip_val=null (it is {trainer['gradient_clip_val']})"
+        )
+
+
+# What the LightningModule logs at each validation, by task type (lightning_module.py,
+# metrics.py); multi-label groups add val/group/<group>/<score>.
+MONITORS = {
+    "binary": ("val/loss", "val/accuracy", "val/f1", "val/mcc", "val/auroc", "val/auprc"),
+    "multilabel": ("val/loss", "val/accuracy", "val/auroc_mean", "val/auroc_median",
+                   "val/auprc_mean", "val/auprc_median", "val/profiles_scored"),
+    "mlm": ("val/loss", "val/accuracy"),
+}
+MONITORS["multiclass"] = MONITORS["binary"]
+
+
+def _check_monitor(task: dict[str, Any]) -> None:
+    """A misspelt monitor would otherwise fail after the first epoch, inside Lightning."""
+    if task["monitor_mode"] not in ("min", "max"):
+        raise ConfigError(f"task.monitor_mode={task['monitor_mode']!r} must be min or max")
+    known = MONITORS.get(task["type"], ())
+    monitor = task["monitor"]
+    if known and monitor not in known and not (
+        task["type"] == "multilabel" and str(monitor).startswith("val/group/")
+    ):
+        raise ConfigError(
+            f"task.monitor={monitor} is not logged for task.type={task['type']}; use one of "
+            f"{', '.join(known)}"
+        )
+
+
+def _check_optim(optim: dict[str, Any]) -> None:
+    """Values AdamW and the warm-up + cosine schedule accept but that cannot train well."""
+    if not optim["lr"] > 0:
+        raise ConfigError(f"optim.lr={optim['lr']} must be > 0")
+    if optim["weight_decay"] < 0:
+        raise ConfigError(f"optim.weight_decay={optim['weight_decay']} must be >= 0")
+    if not 0.0 <= optim["warmup_ratio"] <= 1.0:
+        raise ConfigError(f"optim.warmup_ratio={optim['warmup_ratio']} must be in [0, 1]")
+    if optim.get("warmup_steps") is not None and optim["warmup_steps"] < 0:
+        raise ConfigError(f"optim.warmup_steps={optim['warmup_steps']} must be >= 0 (or null)")
+    if not 0.0 <= optim["min_lr_ratio"] <= 1.0:
+        # below 0 the cosine ends with a negative learning rate: gradient ascent
+        raise ConfigError(f"optim.min_lr_ratio={optim['min_lr_ratio']} must be in [0, 1]")
+
+
+def _check_ema(decay: Any, trainer: dict[str, Any]) -> None:
+    if decay is None:
+        return
+    if not isinstance(decay, (int, float)) or not 0.0 < decay < 1.0:
+        raise ConfigError(
+            f"callbacks.ema_decay={decay} must be between 0 and 1 (e.g. 0.995), or null for no "
+            "weight averaging"
+        )
+    if str(trainer.get("strategy")).startswith("fsdp"):
+        # Lightning's EMA callback keeps a whole unsharded copy of the model on every rank.
+        raise ConfigError(
+            f"callbacks.ema_decay={decay} does not work with trainer.strategy="
+            f"{trainer['strategy']} (the averaged copy is not sharded); set "
+            "callbacks.ema_decay=null or use trainer=ddp"
+        )
+
+
+def _divisors_hint(context: int) -> str:
+    candidates = [size for size in (16, 32, 64, 128) if context % size == 0]
+    return ", ".join(str(size) for size in candidates) or "a power of two"
+
+
+def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str, Any]) -> None:
+    """Checks of the config against a tokenized data set (vocabulary, lengths, labels)."""
+    try:
+        data.check_tokenizer(tokenizer_dict)
+    except UserError as error:
+        raise ConfigError(
+            f"tokenizer.k={tokenizer_dict['k']} tokenizer.stride={tokenizer_dict['stride']} do not "
+            f"match data set {data.path}: {error}. Set tokenizer.k/tokenizer.stride to the data "
+            "set's, or re-tokenize it"
+        ) from error
+    context = cfg["model"]["max_tokens"]
+    longest = int(max(data.lengths)) if len(data.lengths) else 0
+    if longest + 1 > context:
+        raise ConfigError(
+            f"data set {data.path} has examples of {longest} k-mer tokens, which with [CLS] "
+            f"exceed model.max_tokens={context}; raise model.max_tokens or tokenize with "
+            f"--max-tokens {context - 1}"
+        )
+    task = cfg["task"]
+    for split in ("train", "val"):
+        if len(data.split_indices(split)) == 0:
+            raise ConfigError(f"data set {data.path} has no {split!r} examples; data.dataset")
+    if task["type"] == "mlm":
+        return
+    if not data.label_names:
+        raise ConfigError(
+            f"task={task['name']} ({task['type']}) needs labels but data set {data.path} has none"
+        )
+    if task["type"] in ("binary", "multiclass") and len(data.label_names) != 1:
+        raise ConfigError(
+            f"task.type={task['type']} expects one label column, data set {data.path} has "
+            f"{len(data.label_names)} ({', '.join(data.label_names[:5])}...); use task=chromatin"
+        )
+    is_class_data = list(data.label_names) == [CLASS_LABEL]
+    if task["type"] == "multiclass":
+        if not is_class_data:
+            raise ConfigError(
+                f"task.type=multiclass needs class labels (headers `class=K`, or a sidecar "
+                f"`class` column), but data set {data.path} has 0/1 labels "
+                f"({', '.join(data.label_names[:5])}); tokenize class-labelled data, or use "
+                "task=promoter (binary)"
+            )
+        largest = int(np.asarray(data.label_array[:, 0]).max())
+        if largest >= task["num_classes"]:
+            raise ConfigError(
+                f"task.num_classes={task['num_classes']} but data set {data.path} has class "
+                f"{largest}; set task.num_classes={largest + 1} (classes are 0..N-1)"
+            )
+    elif is_class_data:
+        raise ConfigError(
+            f"data set {data.path} has class labels (multi-class); set task.type=multiclass "
+            "and task.num_classes"
+        )
+    if task["type"] == "multilabel" and len(data.label_names) < 2:
+        raise ConfigError(
+            f"task.type=multilabel needs two or more label columns, data set {data.path} has "
+            f"one ({data.label_names[0]}); use task=promoter (binary) for a single label"
+        )
+    pos_weight = task.get("pos_weight")
+    if isinstance(pos_weight, list) and len(pos_weight) != len(data.label_names):
+        raise ConfigError(
+            f"task.pos_weight has {len(pos_weight)} values but data set {data.path} has "
+            f"{len(data.label_names)} label column(s); give one weight per label, or auto"
+        )

@@ -1,0 +1,39 @@
+"""Hydra callback: at the end of a multirun, summarise its runs into summary.tsv / summary.png."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from bigbird_genomics.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class SweepSummary(Callback):
+    """Writes `<sweep dir>/summary.tsv` and `summary.png` (see `sweep_summary`)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bigbird_genomics.io.run_dir import FAILED_RUN_FILE
+        from bigbird_genomics.reporting.sweep_summary import write_summary
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        failed = sorted(path.parent.name for path in sweep_dir.glob(f"*/{FAILED_RUN_FILE}"))
+        if failed:
+            log.warning(
+                "%d sweep job(s) did not train (%s): see %s in their directories",
+                len(failed), ", ".join(failed), FAILED_RUN_FILE,
+            )
+        try:
+            rows = write_summary([sweep_dir], sweep_dir / "summary.tsv", sweep_dir / "summary.png")
+            log.info("sweep summary of %d runs: %s", len(rows), sweep_dir / "summary.tsv")
+        except UserError as error:
+            log.warning("no sweep summary: %s", error)
+        finally:
+            if failed:  # the other jobs ran, but scripts and CI must see the failure (SystemExit
+                # passes Hydra's callback wrapper, which turns exceptions into warnings)
+                raise SystemExit(2)

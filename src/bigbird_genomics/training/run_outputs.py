@@ -1,0 +1,129 @@
+"""What a finished training run leaves behind: metrics.json, test predictions and plots.
+
+Final metrics come from the *best* checkpoint, reloaded through `inference.load_checkpoint`
+(the same path `predict` and `evaluate` use), so the numbers describe the file a user ships.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+
+from bigbird_genomics.io.writers import atomic_open
+
+log = logging.getLogger(__name__)
+
+LAYOUT_MAX_BLOCKS = 32  # the layout picture stays legible up to about this many blocks
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Atomic, indented JSON; NaN (an undefined AUROC) is written as null."""
+    with atomic_open(path) as handle:
+        json.dump(_plain(payload), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def best_checkpoint(trainer: pl.Trainer, run_dir: Path) -> Path:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            return Path(callback.best_model_path)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def _finite(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float) and v == v}
+
+
+def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule, loggers) -> dict:
+    """Evaluate the best checkpoint on val/test and write every run output (rank 0 only)."""
+    from bigbird_genomics.attention import num_blocks_for, plot_layout
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.evaluation import (
+        predict_split,
+        split_metrics,
+        write_predictions,
+    )
+    from bigbird_genomics.model.encoder import pooled_length
+    from bigbird_genomics.reporting.plots import plot_losses, plot_roc_pr
+
+    best = best_checkpoint(trainer, run_dir)
+    if module.task_type == "mlm":
+        results = trainer.validate(module, datamodule=datamodule, ckpt_path=str(best),
+                                   verbose=False, weights_only=True)
+    if not trainer.is_global_zero:
+        return {}
+    throughput = next((c.last_tokens_per_s for c in trainer.callbacks
+                       if hasattr(c, "last_tokens_per_s")), None)
+    metrics: dict[str, Any] = {
+        "task": cfg["task"]["name"],
+        "task_type": module.task_type,
+        "best_checkpoint": str(best),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "model": {"parameters": module.network.num_parameters(), "size": cfg["model"]["name"]},
+        "attention": dict(cfg["attention"]),
+        "train": {"tokens_per_s": throughput},
+    }
+    plots = run_dir / "plots"
+    if module.task_type == "mlm":
+        metrics["val"] = {k.removeprefix("val/"): v for k, v in results[0].items()}
+    else:
+        model = load_checkpoint(best)
+        data = datamodule.data
+        for split in ("val", "test"):
+            if len(data.split_indices(split)) == 0:
+                continue
+            predictions = predict_split(model, data, split, cfg["data"]["eval_batch_size"])
+            metrics[split] = split_metrics(model, predictions, module.label_groups)
+            if split == "test":
+                write_predictions(run_dir / "test_predictions.tsv", model, data, predictions)
+                targets = predictions.targets
+                if module.task_type == "multiclass":
+                    targets = (targets[:, :1] == range(predictions.probs.shape[1])).astype(int)
+                plot_roc_pr(predictions.probs, targets, model.label_names,
+                            plots / "roc.png", plots / "pr.png")
+    plot_losses(run_dir / "csv" / "metrics.csv", plots / "loss.png")
+    sparsity = module.network.sparsity
+    positions = pooled_length(cfg["model"]["max_tokens"], module.network.encoder.config.downsample)
+    num_blocks = min(num_blocks_for(positions, sparsity.block_size), LAYOUT_MAX_BLOCKS)
+    plot_layout(num_blocks, sparsity, plots / "attention_layout.png")
+    write_json(run_dir / "metrics.json", metrics)
+    _log_final(loggers, metrics, plots)
+    log.info("run written to %s", run_dir)
+    return metrics
+
+
+def _log_final(loggers: list, metrics: dict, plots: Path) -> None:
+    """Final scalars to every logger; pictures to W&B."""
+    scalars = {"model/parameters": metrics["model"]["parameters"]}
+    for split in ("val", "test"):
+        finite = _finite(metrics.get(split, {}))
+        scalars.update({f"final/{split}/{k}": v for k, v in finite.items()})
+    for logger in loggers:
+        logger.log_metrics(scalars)
+        if hasattr(logger, "log_image"):
+            images = sorted(plots.glob("*.png"))
+            if images:
+                logger.log_image(key="plots", images=[str(p) for p in images],
+                                 caption=[p.stem for p in images])
+        logger.save()
