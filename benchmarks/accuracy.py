@@ -42,11 +42,11 @@ class Task:
     build: list[str]  # bigbird-genomics arguments after the command name, {out} = data folder
     fasta: str  # the labelled FASTA the build writes, relative to the data folder
     record_bp: int  # every record's length: one example per record, whatever the tokenizer
-    # The training recipe (session 4, docs in benchmarks/results/accuracy_small_conv_cpu/):
-    # epochs that fit the 30-minute CPU budget, so the LR schedule decays inside it, and extra
-    # overrides (both strands for TF peaks, which have no strand; promoters do). A model trained
-    # on both strands is also scored on both by `evaluate` (probabilities averaged; session 5,
-    # benchmarks/results/accuracy_both_strands_cpu/).
+    # The training recipe: epochs that fit the 30-minute CPU budget, so the LR schedule decays
+    # inside it (benchmarks/results/accuracy_small_conv_cpu_2026-11-28/), and extra overrides
+    # (both strands for TF peaks, which have no strand; promoters do). A model trained on both
+    # strands is also scored on both by `evaluate` (probabilities averaged;
+    # benchmarks/results/accuracy_both_strands_cpu_2026-11-28/).
     epochs: int = 2
     train_overrides: tuple[str, ...] = ()
     tokenizer: str = DEFAULT_TOKENIZER  # conf/tokenizer/<name>.yaml (--tokenizer overrides)
@@ -67,16 +67,16 @@ TASKS = {
         ],
         "data.fa",
         300,
-        # Session 6 (benchmarks/results/accuracy_tower_cpu/): single bases through a three-stage
-        # conv tower (conf/model/small_tower.yaml), 16 epochs, cosine down to 0; 6-mers with
-        # small_conv reached F1 0.914 +- 0.006 (session 4). Session 7: the best checkpoint by
-        # val/auroc, all 16 epochs: without dropout the model grows overconfident, so val/loss
-        # rises after a few epochs while val F1 and AUROC still improve, and picking by val/loss
-        # kept the 4th-epoch model (seed 0: test F1 0.933, 0.962 by val/auroc;
-        # benchmarks/results/accuracy_session7_cpu/). Session 8: an exponential moving average
-        # of the weights (decay 0.995, ~1.4 epochs) for validation and the checkpoints: F1
-        # 0.961 / 0.963 / 0.961 over seeds 0-2 against 0.962 / 0.957 / 0.958 without
-        # (benchmarks/results/accuracy_session8_cpu/)
+        # Single bases through a three-stage conv tower (conf/model/small_tower.yaml), 16 epochs,
+        # cosine down to 0 (benchmarks/results/accuracy_tower_cpu_2026-11-28/); 6-mers with
+        # small_conv reach F1 0.914 +- 0.006. The best checkpoint by val/auroc, all 16 epochs:
+        # without dropout the model grows overconfident, so val/loss rises after a few epochs
+        # while val F1 and AUROC still improve, and picking by val/loss keeps the 4th-epoch
+        # model (seed 0: test F1 0.933, 0.962 by val/auroc;
+        # benchmarks/results/accuracy_best_by_val_auroc_cpu_2026-11-28/). An exponential moving
+        # average of the weights (decay 0.995, ~1.4 epochs) for validation and the checkpoints:
+        # F1 0.961 / 0.963 / 0.961 over seeds 0-2 against 0.962 / 0.957 / 0.958 without
+        # (benchmarks/results/accuracy_ema_and_tower_cpu_2026-11-28/).
         epochs=16,
         train_overrides=(
             "optim.min_lr_ratio=0.0",
@@ -115,11 +115,10 @@ TASKS = {
         ],
         "chromatin.fa",
         200,
-        # Session 8: single bases through the conv tower, as for DeePromoter negatives, 10 epochs,
-        # cosine down to 0: accuracy 0.982 / 0.987 / 0.981 over seeds 0-2 (0.983 +- 0.003),
-        # 11-12 minutes per run under load (benchmarks/results/accuracy_session8_cpu/). Before
-        # (sessions 5-7): small_conv on 3-mers, 3 epochs, ~20 minutes per run, 0.980 +- 0.002
-        # and, with session 7's code, 0.980 +- 0.008
+        # Single bases through the conv tower, as for DeePromoter negatives, 10 epochs, cosine
+        # down to 0: accuracy 0.982 / 0.987 / 0.981 over seeds 0-2 (0.983 +- 0.003), 11-12
+        # minutes per run under load (benchmarks/results/accuracy_ema_and_tower_cpu_2026-11-28/);
+        # small_conv on 3-mers, 3 epochs: 0.980 +- 0.008 in ~20 minutes per run.
         epochs=10,
         train_overrides=("data.reverse_complement=true", "optim.min_lr_ratio=0.0"),
         tokenizer="kmer1",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# Tests never talk to W&B servers (DEVELOPERS.md): set before anything imports wandb.
+# Tests never talk to W&B servers: set before anything imports wandb.
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HYDRA_FULL_ERROR", "1")

@@ -8,7 +8,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from bigbird_genomics.attention import SparsityConfig, plot_layout
+from bigbird_genomics.attention import SparsityConfig
+from bigbird_genomics.reporting.plots import plot_attention_layout as plot_layout
 
 
 def test_plot_layout_writes_png(tmp_path: Path) -> None:

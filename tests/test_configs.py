@@ -45,6 +45,30 @@ def test_every_config_group_option_composes() -> None:
                 assert group == "experiment" or plain[group] is not None, (group, option)
 
 
+def _leaves(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        return {
+            key: value
+            for name, child in node.items()
+            for key, value in _leaves(child, f"{prefix}{name}.").items()
+        }
+    return {prefix.rstrip("."): node}
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_an_experiments_values_arrive(experiment: str) -> None:
+    """Every value an experiment file sets is the one the run gets (train.yaml's own values
+    come first in `defaults`, so they never override an experiment)."""
+    written = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml"))
+    written.pop("defaults", None)
+    written.pop("hydra", None)  # sweeper parameters: read by the sweep, not the run
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        composed = compose("train", [f"experiment={experiment}", "paths.output_dir=/tmp/unused"])
+    got = _leaves(OmegaConf.to_container(composed, resolve=True))
+    for key, value in _leaves(written).items():
+        assert got[key] == value, f"experiment={experiment}: {key} is {got[key]!r}, not {value!r}"
+
+
 def test_optuna_search_composes() -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="sweep extra not installed")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

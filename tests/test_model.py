@@ -227,7 +227,7 @@ def test_stem_reading_token_ids_is_the_same_function(stem_layers: int) -> None:
 
 
 def test_one_stage_stem_keeps_its_checkpoint_keys() -> None:
-    """Checkpoints of sessions 4-5 (`stem.conv.*`) load into a one-stage stem unchanged."""
+    """Checkpoints of one-stage stems (`stem.conv.*`) load into a one-stage stem unchanged."""
     keys = {key for key in _stem_model().encoder.state_dict() if key.startswith("stem.")}
     assert keys == {"stem.conv.weight", "stem.conv.bias"}
     deeper = {k for k in _stem_model(stem_layers=3).encoder.state_dict() if k.startswith("stem.")}

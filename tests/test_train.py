@@ -140,7 +140,7 @@ def test_a_time_limit_that_cuts_the_schedule_is_reported(
     dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The cosine schedule spans max_epochs; a max_time that stops training first leaves it in
-    warm-up (issue #6's first accuracy runs), so the user is told."""
+    warm-up (as in the first real-data accuracy runs), so the user is told."""
     module = build_module(training_config(tmp_path / "run", dataset, []), TokenizedDataset(dataset))
     module._trainer = SimpleNamespace(estimated_stepping_batches=200, callbacks=[])
     with caplog.at_level("WARNING"):

@@ -56,18 +56,8 @@ __all__ = [
     "block_layout",
     "dense_mask",
     "first_row_attention",
-    "plot_layout",
     "resolve_backend",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """`plot_layout` imports matplotlib (~1.5 s) only when first used."""
-    if name == "plot_layout":
-        from bigbird_genomics.attention.plot import plot_layout
-
-        return plot_layout
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Up to this many blocks dense SDPA with the [N, N] mask beats gathering. Measured on CPU (1 thread,

@@ -105,8 +105,8 @@ class ConvStem(nn.Module):
 
     Why: trained from scratch on a few thousand records, a transformer has to discover motif
     detectors through attention alone; a convolution has them built in (the small CNN baseline
-    of issue #6 beats a plain encoder of the same budget), and pooling cuts the blocks' cost by
-    `pool` per stage. A second stage sees motifs in context (its kernel spans `pool` times more
+    of benchmarks/accuracy.py beats a plain encoder of the same budget), and pooling cuts the
+    blocks' cost by `pool` per stage. A second stage sees motifs in context (its kernel spans `pool` times more
     DNA) at a `pool`-th of the first stage's cost, as the small CNN baselines do. Padding is
     zeroed before every convolution and masked to -inf before every pooling, so the stem adds no
     dependence on padding (the sparse layout itself is drawn over the padded length: see
@@ -123,7 +123,7 @@ class ConvStem(nn.Module):
         if layers < 1:
             raise ValueError(f"model.stem_layers must be >= 1, got {layers}")
         self.pool = pool
-        # `conv` keeps its name so one-stage checkpoints (sessions 4-5) load unchanged.
+        # `conv` keeps its name so checkpoints of one-stage stems (`stem.conv.*`) load unchanged.
         self.conv = nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)
         self.deeper = nn.ModuleList(
             nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)

@@ -1,14 +1,13 @@
 """Pictures of a training run: ROC and PR curves, loss curves, the attention layout.
 
 matplotlib with the Agg backend (no display needed); each figure is written atomically
-(temporary file + os.replace) so a Snakemake rule never sees half a PNG.
+(`io.atomic.atomic_path`: a temporary file renamed into place, mode 0644) so a Snakemake rule
+never sees half a PNG.
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,26 +17,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from torchmetrics.functional.classification import (  # noqa: E402
     binary_precision_recall_curve,
     binary_roc,
 )
 
+from bigbird_genomics.attention.config import SparsityConfig  # noqa: E402
+from bigbird_genomics.attention.layout import (  # noqa: E402
+    GLOBAL,
+    KIND_NAMES,
+    RANDOM,
+    WINDOW,
+    block_layout,
+)
+from bigbird_genomics.io.atomic import atomic_path  # noqa: E402
+
 MAX_CURVES = 12  # more labels than this: plot the first ones, the legend stays readable
 
 
-def save_figure(figure: plt.Figure, path: str | Path) -> Path:
+def save_figure(
+    figure: plt.Figure, path: str | Path, *, dpi: int = 110, bbox_inches: str | None = "tight"
+) -> Path:
+    """Write `figure` as a PNG at `path` atomically and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=dpi, bbox_inches=bbox_inches, format="png")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 
@@ -105,3 +114,39 @@ def plot_losses(metrics_csv: Path, path: Path) -> Path | None:
     if axes.get_legend_handles_labels()[0]:
         axes.legend()
     return save_figure(figure, path)
+
+
+LAYOUT_COLOURS = {0: "#f4f4f4", WINDOW: "#4c72b0", GLOBAL: "#dd8452", RANDOM: "#55a868"}
+
+
+def plot_attention_layout(
+    num_blocks: int,
+    config: SparsityConfig,
+    path: str | Path,
+    *,
+    layer_index: int = 0,
+    step: int | None = None,
+    head: int = 0,
+    num_heads: int = 1,
+) -> Path:
+    """Write the layout of one layer (and head) as a PNG; returns the path (written atomically)."""
+    if not 0 <= head < num_heads:
+        raise ValueError(f"head {head} does not exist (num_heads={num_heads})")
+    kinds = block_layout(
+        num_blocks, config, layer_index=layer_index, step=step, num_heads=num_heads
+    )
+    matrix = kinds[head if config.random_per_head else 0].numpy()
+    size = min(12.0, 3.0 + num_blocks * 0.08)
+    fig, ax = plt.subplots(figsize=(size + 1.8, size))
+    cmap = ListedColormap([LAYOUT_COLOURS[code] for code in (0, WINDOW, GLOBAL, RANDOM)])
+    ax.imshow(matrix, cmap=cmap, vmin=-0.5, vmax=3.5, interpolation="nearest")
+    ax.set_xlabel("key block")
+    ax.set_ylabel("query block")
+    ax.set_title(
+        f"BigBird layout: {num_blocks} blocks of {config.block_size}, layer {layer_index}"
+        + (f", head {head}" if config.random_per_head else "")
+    )
+    handles = [Patch(color=LAYOUT_COLOURS[code], label=name) for code, name in KIND_NAMES.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100, bbox_inches=None)

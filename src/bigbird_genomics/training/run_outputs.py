@@ -56,7 +56,7 @@ def _finite(values: dict[str, Any]) -> dict[str, float]:
 
 def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule, loggers) -> dict:
     """Evaluate the best checkpoint on val/test and write every run output (rank 0 only)."""
-    from bigbird_genomics.attention import num_blocks_for, plot_layout
+    from bigbird_genomics.attention import num_blocks_for
     from bigbird_genomics.inference.checkpoint import load_checkpoint
     from bigbird_genomics.inference.evaluation import (
         predict_split,
@@ -64,7 +64,7 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
         write_predictions,
     )
     from bigbird_genomics.model.encoder import pooled_length
-    from bigbird_genomics.reporting.plots import plot_losses, plot_roc_pr
+    from bigbird_genomics.reporting.plots import plot_attention_layout, plot_losses, plot_roc_pr
 
     best = best_checkpoint(trainer, run_dir)
     if module.task_type == "mlm":
@@ -106,7 +106,7 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
     sparsity = module.network.sparsity
     positions = pooled_length(cfg["model"]["max_tokens"], module.network.encoder.config.downsample)
     num_blocks = min(num_blocks_for(positions, sparsity.block_size), LAYOUT_MAX_BLOCKS)
-    plot_layout(num_blocks, sparsity, plots / "attention_layout.png")
+    plot_attention_layout(num_blocks, sparsity, plots / "attention_layout.png")
     write_json(run_dir / "metrics.json", metrics)
     _log_final(loggers, metrics, plots)
     log.info("run written to %s", run_dir)

@@ -7,7 +7,8 @@ either a small 1-D CNN on single bases (`--model cnn`) or the project's own `Gen
 are those of the epoch with the lowest validation loss. The benchmark numbers of record come
 from `python -m benchmarks.accuracy` (the project's CLI); this loop only chose what to run.
 
-    python benchmarks/results/accuracy_tower_cpu/pilot_loop.py --data DATA.fa --model cnn \
+    python benchmarks/results/accuracy_tower_cpu_2026-11-28/pilot_loop.py \
+        --data DATA.fa --model cnn \
         --k 1 --epochs 15
 """
 
