@@ -108,9 +108,9 @@ class ConvStem(nn.Module):
     of benchmarks/accuracy.py beats a plain encoder of the same budget), and pooling cuts the
     blocks' cost by `pool` per stage. A second stage sees motifs in context (its kernel spans
     `pool` times more DNA) at a `pool`-th of the first stage's cost, as the small CNN baselines
-    do. Padding is zeroed before every convolution and masked to -inf before every pooling, so the stem adds no
-    dependence on padding (the sparse layout itself is drawn over the padded length: see
-    `attention_blocks`).
+    do. Padding is zeroed before every convolution and masked to -inf before every pooling, so
+    the stem adds no dependence on padding (the sparse layout itself is drawn over the padded
+    length: see `attention_blocks`).
     Hand-written because torch has no masked conv/pool tower; it is a dozen lines.
     """
 
