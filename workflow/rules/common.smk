@@ -65,9 +65,9 @@ wildcard_constraints:
 
 
 def build_outputs(entry):
-    """What a `build:` entry's rule declares: the FASTA it writes, or for build-chromatin the
+    """The output a `build:` entry declares (the FASTA it writes, or for build-chromatin the
     folder it fills (which files depend on the builder's arguments, and only its CLI reads
-    those; the workflow knows the package through its CLI alone)."""
+    those; the workflow knows the package through its CLI alone))."""
     out = os.path.normpath(entry["out"])
     return directory(out) if entry["command"] == "build-chromatin" else out
 
