@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~40 s: a real training-step benchmark run
 def test_train_throughput_measures_the_stem_model(tmp_path: Path) -> None:
     """`ours_conv` is `ours` plus conf/model/small_conv.yaml's stem: more parameters, and a
     measured step with a finite token rate for each model, `ours_all_rows` (the same model
