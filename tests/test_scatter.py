@@ -70,7 +70,8 @@ def test_shards_out_of_order_or_missing_are_refused(tmp_path: Path, genome: Path
                            tmp_path / "all.tsv")  # fmt: skip
     predict_fasta(MotifCounter(), genome, tmp_path / "t0.tsv", shard=(0, 2))  # another split
     with pytest.raises(ShardError, match="pass every shard's output"):
-        gather_predictions([tmp_path / f"{n}.tsv" for n in ("s0", "s1", "t0")], tmp_path / "all.tsv")
+        shards = [tmp_path / f"{name}.tsv" for name in ("s0", "s1", "t0")]
+        gather_predictions(shards, tmp_path / "all.tsv")
     assert not (tmp_path / "all.tsv").exists()
     for bad in ("3/3", "x/2", "1"):
         with pytest.raises(UserError, match="--shard"):
