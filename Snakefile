@@ -1,6 +1,6 @@
 # bigbird-genomics workflow: demo data (or your data) -> validate -> tokenize -> train -> evaluate
 # -> predict -> report, plus a sparsity sweep. Every rule calls the package's own CLI.
-# Run: `snakemake --cores all`; your data: see docs/workflow.md; cluster: workflow/profiles/slurm.
+# Run: `snakemake --cores all`; your data: see docs/workflow.md; cluster: profiles/slurm.
 
 from snakemake.utils import min_version
 

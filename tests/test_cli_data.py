@@ -76,6 +76,20 @@ def test_tokenize_builds_a_data_set(tmp_path, small_fasta, capsys):
     assert "4 examples from 2 records" in capsys.readouterr().out
 
 
+def test_tokenize_takes_k_and_stride_from_a_training_tokenizer_option(
+    tmp_path, small_fasta, capsys
+):
+    argv = ["tokenize", "--fasta", str(small_fasta), "--max-tokens", "8"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a"), "--tokenizer", "kmer6_nonoverlap"]) == 0
+    assert (TokenizedDataset(tmp_path / "a").meta["k"], TokenizedDataset(tmp_path / "a").meta[
+        "stride"]) == (6, 6)  # fmt: skip
+    assert cli.main([*argv, "--out", str(tmp_path / "b"), "--tokenizer", "kmer9"]) == 2
+    error = capsys.readouterr().err
+    assert "--tokenizer kmer9" in error and "kmer1, kmer3, kmer6, kmer6_nonoverlap" in error
+    assert cli.main([*argv, "--out", str(tmp_path / "c"), "--tokenizer", "kmer3", "--k", "3"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 def test_tokenize_without_any_example_is_a_user_error(tmp_path, capsys):
     fasta = tmp_path / "short.fa"
     fasta.write_text(">r1\nAC\n>r2\nACG\n")

@@ -446,3 +446,70 @@ def test_both_strands_keep_the_higher_score_of_each_window(tmp_path: Path) -> No
     assert float(both["motif_max"]) >= model.expected_for("GATTACA" + "A" * 27)[0] > 0
     with pytest.raises(UserError, match="--strands"):
         predict_fasta(model, fasta, tmp_path / "x.tsv", strands="minus")
+
+
+# --- the default window: the length the model was trained on ----------------------------------
+
+
+def test_default_window_is_the_trained_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bigbird_genomics.inference.scan import scan_plan
+
+    model = MotifCounter(k=3, max_tokens=33)  # context: 34 bp
+    assert scan_plan(model) == ScanPlan(34, 17)  # no record of training: the context
+    model.trained_window_bp = 20
+    assert scan_plan(model) == ScanPlan(20, 10)
+    assert scan_plan(model).source == "the training examples' length"
+    assert scan_plan(model, window_bp=30) == ScanPlan(30, 15)  # --window-bp wins
+    model.trained_window_bp = 500  # longer than the context holds: the context
+    assert scan_plan(model).window_bp == 34
+    # the CLI says which window and step it scans with, on stderr, before any work
+    model.trained_window_bp = 20
+    monkeypatch.setattr(
+        "bigbird_genomics.inference.checkpoint.load_checkpoint", lambda *a, **k: model
+    )
+    checkpoint = tmp_path / "stand_in.ckpt"
+    checkpoint.write_bytes(b"")
+    fasta = write_fasta(tmp_path / "in.fa", {"r": "ACGT" * 30})
+    assert cli.main(["predict", "--checkpoint", str(checkpoint), "--fasta", str(fasta),
+                     "--out", str(tmp_path / "o.tsv")]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "windows of 20 bp (the training examples' length), step 10 bp" in err
+    assert read_tsv(tmp_path / "o.tsv")[0]["num_windows"] == str(len(plan_windows(120, 20, 10)))
+
+
+@pytest.mark.slow
+def test_real_checkpoint_records_its_training_length(tiny_checkpoint: Path) -> None:
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.scan import scan_plan
+    from bigbird_genomics.tokens.store import TokenizedDataset
+
+    data = TokenizedDataset(tiny_checkpoint.parents[2] / "data")
+    model = load_checkpoint(tiny_checkpoint)
+    assert model.trained_window_bp == data.longest_window_bp
+    assert 0 < data.longest_window_bp < model.tokenizer.max_bases(model.max_tokens - 1)
+    assert scan_plan(model).window_bp == data.longest_window_bp
+
+
+def test_records_and_shards_select_records(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    records = {f"chr{i}": random_dna(rng, 50 + 7 * i) for i in range(5)}
+    fasta = write_fasta(tmp_path / "g.fa", records)
+    predict_fasta(MotifCounter(), fasta, tmp_path / "sub.tsv", records=["chr3", "chr1"])
+    assert [row["id"] for row in read_tsv(tmp_path / "sub.tsv")] == ["chr1", "chr3"]
+    predict_fasta(MotifCounter(), fasta, tmp_path / "s1.tsv", shard=(1, 2))
+    assert [row["id"] for row in read_tsv(tmp_path / "s1.tsv")] == ["chr1", "chr3"]
+    predict_fasta(MotifCounter(), fasta, tmp_path / "s9.tsv", shard=(7, 8))  # past the end
+    assert read_tsv(tmp_path / "s9.tsv") == []
+    with pytest.raises(UserError, match="no record named chrX"):
+        predict_fasta(MotifCounter(), fasta, tmp_path / "x.tsv", records=["chr0", "chrX"])
+    assert not (tmp_path / "x.tsv").exists()
+    # with a .fai the unknown name is refused before any scoring, and the bar has a total
+    (tmp_path / "g.fa.fai").write_text(
+        "".join(f"{name}\t{len(seq)}\t0\t60\t61\n" for name, seq in records.items())
+    )
+    model = MotifCounter()
+    with pytest.raises(UserError, match="no record named chrX"):
+        predict_fasta(model, fasta, tmp_path / "x.tsv", records=["chrX"])
+    assert model.batches == []

@@ -146,12 +146,123 @@ def test_lint_is_clean(workdir: Path) -> None:
 
 
 def test_slurm_profile_gives_training_a_gpu(workdir: Path) -> None:
-    result = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm")
+    result = snakemake(workdir, "-n", "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout + result.stderr
     train_jobs = [block for block in out.split("rule ")[1:] if block.startswith("train:")]
     assert train_jobs and all("slurm_partition=gpu" in b and "gpu=1" in b for b in train_jobs)
     assert "trainer=gpu" in out and "--device cuda" in out
+
+
+def test_slurm_profile_scatters_a_genome_over_predict_jobs(workdir: Path) -> None:
+    """`scatter: 3`: three `predict --shard I/3` jobs (GPU nodes under SLURM), one gather."""
+
+    def scatter(config: dict) -> None:
+        config["predict"]["chromosome"]["scatter"] = 3
+
+    config = str(write_config(workdir, scatter))
+    result = snakemake(workdir, "-n", "-p", "--profile", "profiles/slurm", "--configfile", config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    shard_jobs = [block for block in out.split("rule ")[1:] if block.startswith("predict_shard:")]
+    assert len(shard_jobs) == 3
+    assert all("slurm_partition=gpu" in job and "gpu=1" in job for job in shard_jobs)
+    for index in range(3):
+        assert f"--shard {index}/3" in out
+    gather = [block for block in out.split("rule ")[1:] if block.startswith("gather_predictions:")]
+    assert len(gather) == 1 and "slurm_partition=cpu" in gather[0]
+    assert "gather-predictions --tsv results/predict/shards/chromosome/0.tsv" in out
+    assert "--bigwig results/predict/chromosome.bigwig/chromosome" in out
+    # the entries without scatter keep one predict job each
+    assert sum(block.startswith("predict:") for block in out.split("rule ")[1:]) == 2
+
+
+def test_tokenizer_comes_from_one_hydra_option(workdir: Path) -> None:
+    """tokenize gets --tokenizer NAME and training tokenizer=NAME: one setting, no k/stride."""
+
+    def kmer3(config: dict) -> None:
+        config["tasks"]["chromatin"]["tokenize"] = {"tokenizer": "kmer3"}
+
+    result = snakemake(
+        workdir, "-n", "-p", "--cores", "1", "--configfile", str(write_config(workdir, kmer3))
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "--tokenizer kmer6 --max-tokens 319" in out and "--tokenizer kmer3" in out
+    assert "task=promoter data.dataset=results/datasets/promoter" in out
+    assert "tokenizer=kmer6 experiment=promoter_demo" in out
+    assert "tokenizer=kmer3 experiment=chromatin_demo" in out
+    assert "--k " not in out and "--stride" not in out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["tasks"]["promoter"].update(fasta="data/missing.fa"),
+            "tasks.promoter.fasta: data/missing.fa: no such file",
+        ),
+        (
+            lambda c: c["tasks"]["chromatin"].update(labels="data/labels.tsv"),
+            "tasks.chromatin.labels: data/labels.tsv: no such file",
+        ),
+        (
+            lambda c: c["predict"]["chromosome"].update(fasta="genome.fa.gz"),
+            "predict.chromosome.fasta: genome.fa.gz: no such file",
+        ),
+        (
+            lambda c: c["tasks"]["promoter"].update(hydra_task="enhancer"),
+            "tasks.promoter.hydra_task is 'enhancer', not one of chromatin, mlm, promoter",
+        ),
+        (
+            lambda c: c["tokenize"].update(tokenizer="kmer5"),
+            "tokenizer 'kmer5' is not one of kmer1, kmer3, kmer6, kmer6_nonoverlap",
+        ),
+        (
+            lambda c: c["tasks"]["promoter"]["overrides"].append("tokenizer=kmer3"),
+            "tasks.promoter.overrides sets the tokenizer",
+        ),
+    ],
+)
+def test_dry_run_refuses_missing_inputs_and_unknown_options(
+    workdir: Path, change, message: str
+) -> None:
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, change)))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "invalid workflow config" in out and message in out, out[-2000:]
+
+
+def test_dry_run_accepts_files_that_rules_make(workdir: Path) -> None:
+    """Demo data and build outputs do not exist before the run: they are not missing inputs."""
+    assert not (workdir / "results").exists()
+
+    def built(config: dict) -> None:
+        (workdir / "tata.fa").write_text(">a\nACGT\n")
+        config["build"] = {
+            "tata": {"command": "build-promoters", "args": ["--positives", "tata.fa"],
+                     "out": "built/tata.fa", "inputs": ["tata.fa"]},
+        }  # fmt: skip
+        config["tasks"]["promoter"]["fasta"] = "built/tata.fa"
+
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, built)))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c.update(reslts="out"),
+        lambda c: c["predict"]["chromosome"].update(scater=3),
+        lambda c: c["compute"].update(gpus=1),
+        lambda c: c["report"].update(trak="x"),
+        lambda c: c["tokenize"].update(k=6),
+    ],
+)
+def test_schema_rejects_unknown_keys_everywhere(workdir: Path, change) -> None:
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, change)))
+    assert result.returncode != 0
+    assert "Additional properties are not allowed" in result.stdout + result.stderr
 
 
 def test_config_cross_references_are_checked(workdir: Path) -> None:
@@ -173,27 +284,32 @@ def test_schema_rejects_unknown_keys(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_missing_or_malformed_input_fails_in_validate_with_ingestion_message(workdir: Path) -> None:
+def test_missing_or_malformed_input_fails_with_the_package_message(workdir: Path) -> None:
+    """A missing file stops the plan; a malformed one fails in validate, the first rule that
+    reads it, with the ingestion message (file, record, line), not in tokenize."""
     (workdir / "bad.fa").write_text(">rec1\nACGT\nACGT\n>rec2\nACGT!!\n")
 
-    def point_at_user_files(config: dict) -> None:
+    def missing(config: dict) -> None:
         config["tasks"]["promoter"]["fasta"] = "missing.fa"
+
+    result = snakemake(workdir, "--cores", "1", "--configfile", str(write_config(workdir, missing)))
+    assert result.returncode != 0
+    assert "tasks.promoter.fasta: missing.fa: no such file" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()  # refused before any job ran
+
+    def malformed(config: dict) -> None:
         config["tasks"]["chromatin"].update(fasta="bad.fa", labels="", label_groups="")
 
-    configfile = str(write_config(workdir, point_at_user_files))
-    targets = ["results/datasets/promoter", "results/datasets/chromatin"]
+    configfile = str(write_config(workdir, malformed))
     result = snakemake(
-        workdir, *targets, "--cores", "1", "--keep-going", "--configfile", configfile
+        workdir, "results/datasets/chromatin", "--cores", "1", "--configfile", configfile
     )
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "Error in rule validate" in out and "Error in rule tokenize" not in out
-    assert "MissingInputException" not in out  # our message, not Snakemake's generic one
-    assert "error: missing.fa: no such file" in out  # the failed log is shown (default profile)
-    missing = (workdir / "results/logs/validate/tasks/promoter.log").read_text()
-    assert "missing.fa" in missing and "no such file" in missing
-    malformed = (workdir / "results/logs/validate/tasks/chromatin.log").read_text()
-    assert "bad.fa" in malformed and "line 5" in malformed
+    assert "bad.fa" in out and "line 5" in out  # the failed log is shown (default profile)
+    malformed_log = (workdir / "results/logs/validate/tasks/chromatin.log").read_text()
+    assert "bad.fa" in malformed_log and "line 5" in malformed_log
     assert not (workdir / "results/demo").exists()  # user data: the demo is never generated
 
 

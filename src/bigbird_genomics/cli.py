@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "Score a trained checkpoint on a tokenized data set split."),
     "predict": ("predict", "Predict on new FASTA files: per-record TSV and per-window bedGraph."),
     "sweep-summary": ("sweep_summary", "Compare the runs of a sparsity sweep: table and plot."),
+    "gather-predictions": (
+        "gather_predictions",
+        "Join the outputs of predict --shard I/N jobs into one TSV, bedGraph and bigWigs.",
+    ),
     "report": ("report", "Collect metrics, plots and predictions of a workflow run into a report."),
     "build-promoters": ("build_promoters", "Build a promoter data set: positives plus negatives."),
     "build-chromatin": ("build_chromatin", "Build a chromatin data set from genome + peaks."),

@@ -30,6 +30,19 @@ PREDICTIONS = config["predict"]
 SWEEP = config.get("sweep") or {}
 SWEEP_SETTINGS = (SWEEP.get("settings") or {}) if SWEEP.get("enabled", True) else {}
 COMPUTE = config["compute"]
+# The training configs, where the workflow looks up the names it passes to the package
+# (`hydra_task`, `tokenizer`): BIGBIRD_GENOMICS_CONF as bigbird-genomics-train reads it, else the
+# repository's conf/ (a link to the packaged configs).
+CONF_DIR = Path(os.environ.get("BIGBIRD_GENOMICS_CONF", Path(workflow.basedir) / "conf"))
+
+
+def scatter_of(name):
+    """How many `predict --shard I/N` jobs score prediction `name` (1: one predict job)."""
+    return int(PREDICTIONS[name].get("scatter", 1))
+
+
+SCATTERED = [name for name in PREDICTIONS if scatter_of(name) > 1]
+UNSCATTERED = [name for name in PREDICTIONS if scatter_of(name) == 1]
 
 
 def config_reference_problems():
@@ -46,19 +59,72 @@ def config_reference_problems():
             f"report.track is {config['report']['track']!r}, not one of predict: "
             f"{', '.join(PREDICTIONS)}"
         )
+    for task, entry in TASKS.items():
+        hydra_task = entry.get("hydra_task", task)
+        if not (CONF_DIR / "task" / f"{hydra_task}.yaml").is_file():
+            problems.append(
+                f"tasks.{task}.hydra_task is {hydra_task!r}, not one of "
+                f"{conf_options('task')} ({CONF_DIR}/task/<name>.yaml)"
+            )
+        tokenizer = tokenize_setting(task, "tokenizer")
+        if not (CONF_DIR / "tokenizer" / f"{tokenizer}.yaml").is_file():
+            problems.append(
+                f"tasks.{task}: tokenizer {tokenizer!r} is not one of {conf_options('tokenizer')}"
+                f" ({CONF_DIR}/tokenizer/<name>.yaml)"
+            )
+        overridden = {item.split("=", 1)[0].lstrip("+~") for item in entry.get("overrides", [])}
+        if "tokenizer" in overridden:
+            problems.append(
+                f"tasks.{task}.overrides sets the tokenizer; set tasks.{task}.tokenize.tokenizer "
+                "instead, which both tokenize and train use"
+            )
     return problems
 
 
-if config_reference_problems():
-    raise WorkflowError(
-        "invalid workflow config: " + "; ".join(config_reference_problems())
-        + " (fix config/config.yaml or your --configfile; see docs/workflow.md)"
-    )
+def conf_options(group):
+    return ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))) or "none"
+
+
+def missing_input_problems():
+    """The user's input files that do not exist. Files that rules make (the demo data, build
+    outputs) are not there at planning time and are not reported."""
+    named = [
+        *(
+            (f"tasks.{task}.{key}", entry.get(key))
+            for task, entry in TASKS.items()
+            for key in ("fasta", "labels", "label_groups")
+        ),
+        *(
+            (f"predict.{name}.{key}", entry.get(key))
+            for name, entry in PREDICTIONS.items()
+            for key in ("fasta", "motifs")
+        ),
+        *(
+            (f"build.{name}.inputs", path)
+            for name, entry in BUILD.items()
+            for path in entry.get("inputs", [])
+        ),
+    ]
+    return [
+        f"{key}: {path}: no such file"
+        for key, path in named
+        if path and not user_input(path)
+    ]
+
+
+def check_config():
+    problems = config_reference_problems() + missing_input_problems()
+    if problems:
+        raise WorkflowError(
+            "invalid workflow config: " + "; ".join(problems)
+            + " (fix config/config.yaml or your --configfile; see docs/workflow.md)"
+        )
 
 
 wildcard_constraints:
     task="|".join(TASKS) or "NO_TASKS",
     name="|".join(PREDICTIONS) or "NO_PREDICTIONS",
+    shard=r"\d+",
     setting="|".join(SWEEP_SETTINGS) or "NO_SETTINGS",
     kind="tasks|predict",
     dataset="|".join([*TASKS, *PREDICTIONS]),
@@ -117,13 +183,22 @@ def optional_flag(flag, value):
 
 
 def tokenize_setting(task, key):
-    """A tokenizer setting: the task's own `tokenize:` entry, else the workflow default."""
+    """A tokenizer setting: the task's own `tokenize:` entry, else the workflow default.
+    `tokenizer` names a Hydra tokenizer option (conf/tokenizer/<name>.yaml): tokenize reads k and
+    stride from it, and train selects it, so the data set and the model agree by construction."""
     return (TASKS[task].get("tokenize") or {}).get(key, config["tokenize"][key])
 
 
 def hydra_overrides(task):
-    """The Hydra overrides of one training run: the task's own list, then the global extras."""
-    return quoted([*TASKS[task].get("overrides", []), *config.get("train_overrides", [])])
+    """The Hydra overrides of one training run: the task's tokenizer, the task's own list, then
+    the global extras."""
+    return quoted(
+        [
+            f"tokenizer={tokenize_setting(task, 'tokenizer')}",
+            *TASKS[task].get("overrides", []),
+            *config.get("train_overrides", []),
+        ]
+    )
 
 
 def run_dir(task):
@@ -147,10 +222,41 @@ def report_inputs(wildcards):
     return inputs
 
 
+def prediction_shards(name):
+    """The `predict --shard I/N` outputs that `gather_predictions` joins for `name`."""
+    shards = range(scatter_of(name))
+    return {
+        "tsvs": [f"{RESULTS}/predict/shards/{name}/{index}.tsv" for index in shards],
+        "bedgraphs": [f"{RESULTS}/predict/shards/{name}/{index}.bedGraph" for index in shards],
+    }
+
+
+def predict_params(name):
+    """The predict options an entry sets (0 included: `overlap_bp: 0` is a setting)."""
+    entry = PREDICTIONS[name]
+    return " ".join(
+        flag
+        for flag in (
+            optional_flag("--window-bp", entry.get("window_bp")),
+            optional_flag("--overlap-bp", entry.get("overlap_bp")),
+            optional_flag("--max-n-fraction", entry.get("max_n_fraction")),
+        )
+        if flag
+    )
+
+
+def predict_checkpoint(wildcards):
+    return f"{run_dir(PREDICTIONS[wildcards.name]['model'])}/checkpoints/best.ckpt"
+
+
 def all_targets():
     targets = [f"{RESULTS}/report/summary.html"]
     targets += expand(f"{RESULTS}/evaluate/{{task}}/metrics.json", task=TASKS)
     targets += expand(f"{RESULTS}/predict/{{name}}.tsv", name=PREDICTIONS)
+    targets += expand(f"{RESULTS}/predict/{{name}}.bigwig", name=PREDICTIONS)
     if SWEEP_SETTINGS:
         targets.append(f"{RESULTS}/sweep/summary.tsv")
     return targets
+
+
+check_config()

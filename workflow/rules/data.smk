@@ -82,8 +82,7 @@ rule tokenize:
         label_groups=lambda wildcards: optional_flag(
             "--label-groups", TASKS[wildcards.task].get("label_groups")
         ),
-        k=lambda wildcards: tokenize_setting(wildcards.task, "k"),
-        stride=lambda wildcards: tokenize_setting(wildcards.task, "stride"),
+        tokenizer=lambda wildcards: tokenize_setting(wildcards.task, "tokenizer"),
         max_tokens=lambda wildcards: tokenize_setting(wildcards.task, "max_tokens"),
         overlap_bp=lambda wildcards: tokenize_setting(wildcards.task, "overlap_bp"),
     log:
@@ -97,5 +96,5 @@ rule tokenize:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics tokenize --fasta {params.fasta:q} {params.labels} {params.label_groups}"
-        " --k {params.k} --stride {params.stride} --max-tokens {params.max_tokens}"
+        " --tokenizer {params.tokenizer} --max-tokens {params.max_tokens}"
         " --overlap-bp {params.overlap_bp} --out {output.dataset} > {log} 2>&1"

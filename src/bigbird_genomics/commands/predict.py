@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 HELP = (
     "Predict on a new FASTA (plain or gzip): a TSV with one row per record (id, length, max and "
     "mean probability per label) and optionally a bedGraph of per-window probabilities. Records "
-    "longer than the model's context are scanned with overlapping windows, streaming."
+    "longer than the window (default: the length the model was trained on) are scanned with "
+    "overlapping windows, streaming. Genome tracks: --bigwig (one bigWig per label) and --peaks "
+    "(BED of merged windows above --threshold)."
 )
 
 
@@ -22,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window-bp",
         type=int,
-        help="scan window in bp (default: the longest the checkpoint's context holds)",
+        help="scan window in bp (default: the length of the model's training examples; for "
+        "checkpoints that do not record it, the longest the context holds)",
     )
     parser.add_argument(
         "--overlap-bp",
@@ -45,6 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "all)",
     )
     parser.add_argument(
+        "--bigwig",
+        metavar="PREFIX",
+        help="also write one bigWig per label, PREFIX.<label>.bw (chromosome sizes from the FASTA)",
+    )
+    parser.add_argument(
+        "--peaks",
+        help="also write a BED6 of peaks: per label, consecutive windows with probability >= "
+        "--threshold merged (name = label, score = highest probability)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="probability that calls a peak (0.5)"
+    )
+    selection = parser.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--records",
+        help="score only these records (comma-separated ids), e.g. chr1,chr2",
+    )
+    selection.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="score every N-th record from the I-th (0-based), for N jobs over one genome; "
+        "`bigbird-genomics gather-predictions` joins their outputs in FASTA order",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -53,7 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.inference.scan import CheckpointNotFoundError, predict_fasta
+    from bigbird_genomics.inference.scan import (
+        CheckpointNotFoundError,
+        parse_shard,
+        predict_fasta,
+        scan_plan,
+    )
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -65,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
         load_checkpoint,  # imports torch: only when needed
     )
 
+    shard = parse_shard(args.shard) if args.shard else None
+    records = [name for name in args.records.split(",") if name] if args.records else None
     model = load_checkpoint(checkpoint, device=args.device)
+    plan = scan_plan(model, args.window_bp, args.overlap_bp)
+    print(
+        f"predict: windows of {plan.window_bp} bp ({plan.source}), step {plan.step_bp} bp",
+        file=sys.stderr,
+        flush=True,
+    )
     summary = predict_fasta(
         model,
         args.fasta,
@@ -77,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         strands=args.strands,
         max_n_fraction=args.max_n_fraction,
+        bigwig=args.bigwig,
+        peaks=args.peaks,
+        threshold=args.threshold,
+        records=records,
+        shard=shard,
     )
     plan = summary.plan
     print(
@@ -84,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         f"windows of {plan.window_bp} bp (overlap {plan.overlap_bp} bp), labels "
         f"{', '.join(summary.label_names)} -> {args.out}"
         + (f", {args.bedgraph}" if args.bedgraph else "")
+        + "".join(f", {path}" for path in summary.bigwigs)
+        + (f", {args.peaks} ({summary.num_peaks} peaks)" if args.peaks else "")
     )
     if summary.num_unscored_windows:
         print(

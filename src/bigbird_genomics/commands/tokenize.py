@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from bigbird_genomics.errors import UserError
+
+DEFAULT_K, DEFAULT_STRIDE = 6, 1
 
 HELP = (
     "Turn a FASTA file (labels in the headers, e.g. 'label=1 split=train', or in a TSV/CSV "
@@ -23,8 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-groups", type=Path, default=None, help="TSV with columns label, group"
     )
     parser.add_argument("--out", required=True, type=Path, help="data set directory to write")
-    parser.add_argument("--k", type=int, default=6, help="k-mer size")
-    parser.add_argument("--stride", type=int, default=1, help="1 = overlapping, k = disjoint")
+    parser.add_argument("--k", type=int, help=f"k-mer size ({DEFAULT_K})")
+    parser.add_argument(
+        "--stride", type=int, help=f"1 = overlapping, k = disjoint ({DEFAULT_STRIDE})"
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="NAME",
+        help="take k and stride from the training config's tokenizer option NAME "
+        "(conf/tokenizer/NAME.yaml, e.g. kmer6, kmer1), the one `bigbird-genomics-train "
+        "tokenizer=NAME` uses; instead of --k/--stride",
+    )
     parser.add_argument(
         "--max-tokens", type=int, default=512, help="k-mer tokens per example, without [CLS]"
     )
@@ -46,15 +60,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def conf_dir() -> Path:
+    """The training configs: the packaged ones, or BIGBIRD_GENOMICS_CONF's copy (as
+    `bigbird-genomics-train` reads them)."""
+    packaged = Path(__file__).resolve().parents[1] / "conf"
+    return Path(os.environ.get("BIGBIRD_GENOMICS_CONF", packaged))
+
+
+def tokenizer_option(name: str) -> tuple[int, int]:
+    """(k, stride) of the Hydra tokenizer option `name`: one source for both tokenize and
+    train, so a data set and the model trained on it cannot disagree."""
+    import yaml
+
+    folder = conf_dir() / "tokenizer"
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+        raise UserError(f"--tokenizer {name}: no {path}; known options: {known}")
+    settings = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(settings.get("k"), int) or not isinstance(settings.get("stride"), int):
+        raise UserError(f"{path}: needs integer k and stride, found {settings!r}")
+    return settings["k"], settings["stride"]
+
+
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import FastaPolicy
     from bigbird_genomics.tokens.kmers import KmerTokenizer
     from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
 
+    if args.tokenizer is not None:
+        if args.k is not None or args.stride is not None:
+            raise UserError("--tokenizer sets k and stride: give it, or --k/--stride, not both")
+        k, stride = tokenizer_option(args.tokenizer)
+    else:
+        k = DEFAULT_K if args.k is None else args.k
+        stride = DEFAULT_STRIDE if args.stride is None else args.stride
     out = tokenize_fasta(
         args.fasta,
         args.out,
-        KmerTokenizer(k=args.k, stride=args.stride),
+        KmerTokenizer(k=k, stride=stride),
         labels_table=args.labels,
         label_groups_table=args.label_groups,
         max_tokens=args.max_tokens,

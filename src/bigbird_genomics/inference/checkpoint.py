@@ -103,6 +103,12 @@ class LoadedModel:
         the record and its reverse complement are two readings of one answer."""
         return bool(self.hparams.get("reverse_complement", False))
 
+    @property
+    def trained_window_bp(self) -> int | None:
+        """Longest example (bp) of the training data, or None for checkpoints that lack it."""
+        window = self.hparams.get("task", {}).get("window_bp")
+        return int(window) if window else None
+
     def predict_proba(self, tokens: list[np.ndarray], strands: str = "forward") -> np.ndarray:
         """Probabilities [batch, labels]; `strands="both"` averages each record's two strands.
 

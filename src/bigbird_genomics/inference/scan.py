@@ -1,5 +1,10 @@
 """Predict on new FASTA files: one row per record, one bedGraph interval per scanned window.
 
+The default window is the sequence length the model was trained on (the longest training
+example, recorded in the checkpoint), not its whole context: a model trained on 300 bp records
+has never seen a 4 kbp input, and its scores on one are not what it learned. Checkpoints
+without that record fall back to the context.
+
 Records longer than the model's context are scanned with overlapping windows. Everything
 streams: records come one at a time from `fasta.read_fasta`, windows are planned lazily and
 scored `batch_size` at a time, and per-record results are running max / sum accumulators, so a
@@ -9,11 +14,20 @@ Outputs (both written atomically):
 - TSV: `id`, `length`, `num_windows`, then `<label>_max` and `<label>_mean` per label (the
   maximum and the mean of the record's window probabilities; equal for a record that fits one
   window).
+- bigWig (optional): `PREFIX.<label>.bw`, the bedGraph's intervals and values (pyBigWig),
+  chromosome sizes from the FASTA's records.
+- peaks (optional BED6): per label, consecutive intervals with probability >= the threshold
+  merged into one (name = label, score = highest probability), sorted by record (FASTA order),
+  start, then label.
 - bedGraph (optional): one `track type=bedGraph name=<label>` section per label, each line
   `record_id start end probability` (0-based, half-open). Overlapping windows would give
   overlapping intervals, which genome browsers and bedGraphToBigWig reject, so each window
   reports the part of the record nearer its centre than its neighbours': the midpoint of each
   overlap is the boundary, and the intervals tile every record exactly.
+
+A run may score a subset of the records: `records` (ids) or `shard=(i, n)` (every n-th record
+from the i-th, 0-based, so that n jobs split a genome and `gather.gather_predictions`
+interleaves their outputs back into FASTA order).
 
 Windows that are mostly N (assembly gaps: more than `max_n_fraction` of their k-mers contain an
 N, default half) are not scored: a model fed nothing but [UNK] tokens still returns a
@@ -36,6 +50,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.bed_out import Peak, PeakMerger, write_peaks
+from bigbird_genomics.io.bigwig import bigwig_path, write_bigwig
 from bigbird_genomics.io.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
 from bigbird_genomics.io.labels import CLASS_LABEL, header_fields
 from bigbird_genomics.io.writers import atomic_open
@@ -76,10 +92,12 @@ class WindowScorer(Protocol):
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """Window length and overlap in bp; `step_bp` is how far consecutive windows move."""
+    """Window length and overlap in bp; `step_bp` is how far consecutive windows move;
+    `source` says where the window length came from (for the start-up line)."""
 
     window_bp: int
     overlap_bp: int
+    source: str = field(default="--window-bp", compare=False)
 
     @property
     def step_bp(self) -> int:
@@ -94,20 +112,31 @@ class PredictionSummary:
     num_bases: int = 0
     num_windows: int = 0
     num_unscored_windows: int = 0  # mostly N, or too short to hold one k-mer
+    num_peaks: int = 0
     label_names: list[str] = field(default_factory=list)
     plan: ScanPlan | None = None
+    chrom_sizes: list[tuple[str, int]] = field(default_factory=list)
+    bigwigs: list[Path] = field(default_factory=list)
 
 
 def scan_plan(
     model: WindowScorer, window_bp: int | None = None, overlap_bp: int | None = None
 ) -> ScanPlan:
-    """The window plan for `model`: by default the longest window its context holds, half overlap.
+    """The window plan for `model`: by default the length it was trained on (the longest
+    training example; the longest window its context holds for checkpoints that do not record
+    it), with half a window of overlap.
 
     `max_tokens` counts [CLS], so a window may hold `max_tokens - 1` k-mer tokens.
     """
     tokenizer = model.tokenizer
     context_bp = tokenizer.max_bases(model.max_tokens - 1)
-    window = context_bp if window_bp is None else int(window_bp)
+    trained_bp = getattr(model, "trained_window_bp", None)
+    if window_bp is not None:
+        window, source = int(window_bp), "--window-bp"
+    elif trained_bp:
+        window, source = min(int(trained_bp), context_bp), "the training examples' length"
+    else:
+        window, source = context_bp, "the checkpoint's context"
     if window < tokenizer.k:
         raise WindowSizeError(
             f"--window-bp {window} is shorter than the checkpoint's k-mer length {tokenizer.k}; "
@@ -124,7 +153,46 @@ def scan_plan(
         raise WindowSizeError(
             f"--overlap-bp {overlap} must be >= 0 and smaller than the window ({window} bp)"
         )
-    return ScanPlan(window, overlap)
+    return ScanPlan(window, overlap, source)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (0-based I < N) -> (I, N)."""
+    index, _, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = (-1, 0)
+    if not 0 <= shard[0] < shard[1]:
+        raise UserError(f"--shard {text!r} must be I/N with 0 <= I < N, e.g. 0/4")
+    return shard
+
+
+def indexed_lengths(fasta: str | os.PathLike[str]) -> dict[str, int] | None:
+    """Record lengths from the FASTA's samtools/pyfaidx index (`.fai` beside it), if there is
+    one: the progress bar's total and an early check of `--records` names."""
+    index = Path(f"{fasta}.fai")
+    if not index.is_file():
+        return None
+    lengths: dict[str, int] = {}
+    with index.open(encoding="utf-8") as stream:
+        for line in stream:
+            fields = line.split("\t")
+            if len(fields) >= 2 and fields[1].strip().isdigit():
+                lengths[fields[0]] = int(fields[1])
+    return lengths
+
+
+def _selected(
+    records: Iterable[FastaRecord], wanted: set[str] | None, shard: tuple[int, int] | None
+) -> Iterator[FastaRecord]:
+    """The records a run scores: all, those named, or one shard's (every n-th)."""
+    for index, record in enumerate(records):
+        if shard is not None and index % shard[1] != shard[0]:
+            continue
+        if wanted is not None and record.id not in wanted:
+            continue
+        yield record
 
 
 def iter_windows(length_bp: int, plan: ScanPlan) -> Iterator[tuple[int, int]]:
@@ -307,8 +375,14 @@ def predict_fasta(
     progress: bool | None = None,
     strands: str = "both",
     max_n_fraction: float = DEFAULT_MAX_N_FRACTION,
+    bigwig: str | os.PathLike[str] | None = None,
+    peaks: str | os.PathLike[str] | None = None,
+    threshold: float = 0.5,
+    records: Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> PredictionSummary:
-    """Score every record of `fasta` with `loaded_model`; write the TSV (and bedGraph) atomically.
+    """Score the records of `fasta` with `loaded_model`; write the TSV (and bedGraph, bigWig
+    per label `bigwig.<label>.bw`, peaks BED) atomically.
 
     `strands="both"` scores each window and its reverse complement and keeps the larger
     probability, so a promoter or binding site reads the same on either strand of the FASTA;
@@ -324,10 +398,27 @@ def predict_fasta(
         raise UserError(f"--out and --bedgraph are the same file ({out_tsv}); give two paths")
     if not 0.0 <= max_n_fraction <= 1.0:
         raise UserError(f"--max-n-fraction must be between 0 and 1, got {max_n_fraction}")
+    if peaks is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold must be a probability between 0 and 1, got {threshold}")
     plan = scan_plan(loaded_model, window_bp, overlap_bp)
     labels = list(loaded_model.label_names)
     summary = PredictionSummary(label_names=labels, plan=plan)
-    records = read_fasta(fasta, policy) if policy is not None else read_fasta(fasta)
+    wanted = set(records) if records is not None else None
+    lengths = indexed_lengths(fasta)
+    if wanted is not None and lengths is not None and wanted - set(lengths):
+        raise UserError(_unknown_records(fasta, wanted - set(lengths)))
+    total = None
+    if lengths is not None:
+        names = list(lengths)
+        total = sum(
+            lengths[name]
+            for index, name in enumerate(names)
+            if (wanted is None or name in wanted)
+            and (shard is None or index % shard[1] == shard[0])
+        )
+    stream = read_fasta(fasta, policy) if policy is not None else read_fasta(fasta)
+    selection = _selected(stream, wanted, shard)
+    needs_windows = bedgraph is not None or bigwig is not None or peaks is not None
     columns = ["id", "length", "num_windows"]
     for label in labels:
         columns += [f"{label}_max", f"{label}_mean"]
@@ -337,9 +428,10 @@ def predict_fasta(
         tsv.write("\t".join(columns) + "\n")
         # Windows first go to one wide temporary file (all labels per line); the per-label
         # tracks are then copied out of it, so memory never holds more than one batch.
-        wide = stack.enter_context(_temporary_text(out_tsv)) if bedgraph is not None else None
+        wide = stack.enter_context(_temporary_text(out_tsv)) if needs_windows else None
         bar = stack.enter_context(
             tqdm(
+                total=total,
                 unit="bp",
                 unit_scale=True,
                 desc="predict",
@@ -347,7 +439,7 @@ def predict_fasta(
             )
         )
         current: _RecordScan | None = None
-        windows = _windows(records, loaded_model, plan, strands, max_n_fraction)
+        windows = _windows(selection, loaded_model, plan, strands, max_n_fraction)
         for batch in _batches(windows, batch_size):
             per_strand = [
                 _score(loaded_model, [tokens[strand] for _, _, tokens in batch], len(labels))
@@ -361,22 +453,86 @@ def predict_fasta(
                     current = _RecordScan(record.id, len(record.sequence), len(labels))
                     summary.num_records += 1
                     summary.num_bases += len(record.sequence)
+                    summary.chrom_sizes.append((record.id, len(record.sequence)))
                 previous_end = current.pending[1] if current.pending else 0
                 current.add(window.start, window.end, window_scores, wide)
                 summary.num_windows += 1
                 summary.num_unscored_windows += bool(np.isnan(window_scores).any())
                 bar.update(window.end - previous_end)
                 bar.set_postfix_str(record.id, refresh=False)
-        if current is None:
+        if wanted is not None and wanted - {name for name, _ in summary.chrom_sizes}:
+            raise UserError(
+                _unknown_records(fasta, wanted - {name for name, _ in summary.chrom_sizes})
+            )
+        if current is None and shard is None:
             raise EmptyFastaError(
                 f"{fasta}: no FASTA records found, so there is nothing to predict; check that the "
                 "file is a non-empty FASTA with '>' header lines"
             )
-        tsv.write("\t".join(current.finish(wide)) + "\n")
-        if bedgraph is not None and wide is not None:
+        if current is not None:  # a shard past the last record scores nothing, and says so
+            tsv.write("\t".join(current.finish(wide)) + "\n")
+        if wide is not None:
             wide.flush()
-            _write_bedgraph(Path(wide.name), bedgraph, labels)
+            window_file = Path(wide.name)
+            if bedgraph is not None:
+                _write_bedgraph(window_file, bedgraph, labels)
+            if bigwig is not None:
+                for column, label in enumerate(labels):
+                    summary.bigwigs.append(
+                        write_bigwig(
+                            bigwig_path(bigwig, label),
+                            summary.chrom_sizes,
+                            _window_entries(window_file, column),
+                        )
+                    )
+            if peaks is not None:
+                summary.num_peaks = write_peaks(
+                    peaks, _peaks_by_record(window_file, labels, threshold)
+                )
     return summary
+
+
+def _unknown_records(fasta: str | os.PathLike[str], missing: set[str]) -> str:
+    shown = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
+    return (
+        f"{fasta}: no record named {shown} (--records); use the ids after '>' in the FASTA "
+        "(`cut -f1 genome.fa.fai` lists them)"
+    )
+
+
+def _window_entries(wide: Path, column: int) -> Iterator[tuple[str, int, int, float]]:
+    """(record, start, end, value) of one label from the wide window file, in scan order."""
+    with wide.open(encoding="utf-8") as rows:
+        for row in rows:
+            fields = row.rstrip("\n").split("\t")
+            yield fields[0], int(fields[1]), int(fields[2]), float(fields[3 + column])
+
+
+def _peaks_by_record(wide: Path, labels: Sequence[str], threshold: float) -> Iterator[Peak]:
+    """Every label's peaks in one pass over the window file; each record's sorted by start, then
+    label (memory: one record's peaks)."""
+    mergers = [PeakMerger(label, threshold) for label in labels]
+    buffered: list[Peak] = []
+    record: str | None = None
+
+    def flush(closing: bool) -> Iterator[Peak]:
+        if closing:
+            buffered.extend(peak for merger in mergers if (peak := merger.finish()) is not None)
+        buffered.sort(key=lambda peak: (peak.start, labels.index(peak.name)))
+        yield from buffered
+        buffered.clear()
+
+    with wide.open(encoding="utf-8") as rows:
+        for row in rows:
+            fields = row.rstrip("\n").split("\t")
+            chrom, start, end = fields[0], int(fields[1]), int(fields[2])
+            if chrom != record:
+                yield from flush(closing=True)
+                record = chrom
+            for merger, value in zip(mergers, fields[3:], strict=True):
+                if (peak := merger.add(chrom, start, end, float(value))) is not None:
+                    buffered.append(peak)
+    yield from flush(closing=True)
 
 
 @contextlib.contextmanager
@@ -394,11 +550,16 @@ def _write_bedgraph(wide: Path, out: str | os.PathLike[str], labels: Sequence[st
     """One bedGraph track per label, each copied out of the wide window file in one pass."""
     with atomic_open(out) as stream:
         for column, label in enumerate(labels):
-            stream.write(
-                f'track type=bedGraph name="{label}" description="bigbird-genomics predict: '
-                f'{label} probability per window"\n'
-            )
+            stream.write(bedgraph_track_line(label))
             with wide.open(encoding="utf-8") as rows:
                 for row in rows:
                     fields = row.rstrip("\n").split("\t")
                     stream.write(f"{fields[0]}\t{fields[1]}\t{fields[2]}\t{fields[3 + column]}\n")
+
+
+def bedgraph_track_line(label: str) -> str:
+    """The `track` line that opens one label's section of a prediction bedGraph."""
+    return (
+        f'track type=bedGraph name="{label}" description="bigbird-genomics predict: '
+        f'{label} probability per window"\n'
+    )

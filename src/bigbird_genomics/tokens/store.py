@@ -158,6 +158,13 @@ class TokenizedDataset:
         """Tokens per example (int64)."""
         return np.diff(np.asarray(self._offsets))
 
+    @property
+    def longest_window_bp(self) -> int:
+        """Bases of the longest example: the sequence length a model trained on this set saw,
+        which `predict` uses as its default scan window."""
+        windows = np.asarray(self._windows)
+        return int((windows[:, 2] - windows[:, 1]).max()) if len(windows) else 0
+
     def split_indices(self, name: str) -> np.ndarray:
         """Example indices (int64) of split `name` (train, val or test)."""
         if name not in SPLITS:

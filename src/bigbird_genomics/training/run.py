@@ -44,6 +44,8 @@ def task_hparams(cfg: dict[str, Any], data) -> dict[str, Any]:
         "label_names": [] if task["type"] == "mlm" else [str(n) for n in data.label_names],
         "label_groups": {} if task["type"] == "mlm" else label_groups_of(data),
         "pos_weight": None,
+        # the sequence length training saw: `predict` scans with windows of this length
+        "window_bp": data.longest_window_bp,
     }
     if task.get("pos_weight") == "auto" and task["type"] in ("binary", "multilabel"):
         hparams["pos_weight"] = positive_weights(data, float(task.get("max_pos_weight", 100.0)))
