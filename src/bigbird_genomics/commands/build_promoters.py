@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rest from a first-order chain fitted to the promoter (honest default); genomic: "
         "genome windows away from every TSS (needs --genome and --tss)",
     )
-    parser.add_argument("--negatives-per-positive", type=int, default=1)
+    parser.add_argument(
+        "--negatives-per-positive", type=int, default=1, help="negatives drawn for each positive"
+    )
     parser.add_argument(
         "--train-negatives-per-positive",
         type=int,
@@ -50,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=50,
         help="FASTA positives sharing an exact k-mer of this length go to one split",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split and the negatives (same seed, same data)"
+    )
     parser.add_argument("--out", required=True, help="output labelled FASTA")
 
 
