@@ -7,8 +7,6 @@ matplotlib with the Agg backend (no display needed); each figure is written atom
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,22 +21,19 @@ from torchmetrics.functional.classification import (  # noqa: E402
     binary_roc,
 )
 
+from bigbird_genomics.io.atomic import atomic_path  # noqa: E402
+
 MAX_CURVES = 12  # more labels than this: plot the first ones, the legend stays readable
 
 
 def save_figure(figure: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(handle)
+    """Write `figure` as a PNG atomically (readable by all, like every output) and close it."""
     try:
-        figure.savefig(temporary, dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return Path(path)
 
 
 def _curves(probs: np.ndarray, targets: np.ndarray, names: Sequence[str]):
