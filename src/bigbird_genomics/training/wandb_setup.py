@@ -79,7 +79,7 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path) -> WandbLogger:
 
 
 def _without_anonymous(logger: WandbLogger) -> WandbLogger:
-    """Lightning passes `anonymous=None` to `wandb.init` whatever the user asked; wandb >= 0.19
+    """Lightning passes `anonymous=None` to `wandb.init` whatever the user asked; wandb (0.31)
     warns about any explicit value ("The anonymous setting has no effect"), so drop the key."""
     init_arguments = getattr(logger, "_wandb_init", None)
     if isinstance(init_arguments, dict) and init_arguments.get("anonymous") is None:
@@ -92,7 +92,7 @@ def sweep_job_settings(settings: dict[str, Any], sweep_dir: Path, job_dir: Path)
     `<group>/<job subdirectory>`, where the config leaves `group` / `name` unset."""
     group = settings.get("group") or Path(sweep_dir).name
     try:
-        job = Path(job_dir).relative_to(sweep_dir).as_posix()
+        job = Path(job_dir).resolve().relative_to(Path(sweep_dir).resolve()).as_posix()
     except ValueError:  # a job directory outside the sweep directory (custom hydra.sweep.subdir)
         job = Path(job_dir).name
     return {**settings, "group": group, "name": settings.get("name") or f"{group}/{job}"}
