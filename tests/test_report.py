@@ -170,3 +170,12 @@ def test_report_command_takes_the_sweep_plot(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "(../chart.png)" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_an_undefined_score_reads_nan_not_blank(tmp_path: Path) -> None:
+    """metrics.json writes an AUROC that a one-class split leaves undefined as null."""
+    run = training_run(tmp_path, "one_class", {**BINARY, "test": {"auroc": None, "f1": 0.0}})
+    markdown = write_report(tmp_path / "report", runs=[run])["markdown"].read_text()
+    header, row = table_rows(markdown, "Training runs")
+    assert row[header.index("AUROC")] == "nan" and row[header.index("F1")] == "0"
+    assert "AUPRC" not in header

@@ -236,8 +236,12 @@ def _scored_split(metrics: dict) -> str | None:
 
 
 def _first_number(scores: dict, keys: Sequence[str]) -> object:
+    """The first of `keys` that `scores` has: a number, None for an undefined score (JSON null,
+    shown as nan), or "" (an empty cell) when it has none of them."""
     for key in keys:
         value = scores.get(key)
+        if value is None and key in scores:
+            return None
         if isinstance(value, int | float) and not isinstance(value, bool):
             return value
     return ""
