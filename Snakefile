@@ -25,3 +25,13 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+onsuccess:
+    # the last line a user sees: where to look (only when the report exists, e.g. not for a
+    # run that asked for one file)
+    if Path(f"{RESULTS}/report/summary.html").is_file():
+        print(
+            f"Report: {RESULTS}/report/summary.html (pictures embedded; markdown beside it: "
+            f"summary.md). The Snakemake report of every rule: snakemake --report report.html"
+        )

@@ -240,3 +240,25 @@ def test_genomic_negatives_keep_away_from_tss_and_positives_come_from_genome(
         for tss_chrom, position, _ in tss:
             if tss_chrom == chrom:
                 assert position <= start - 2000 or position >= end + 2000 - 1
+
+
+def test_tss_windows_from_a_plain_gzip_genome(tmp_path: Path) -> None:
+    """hg38.fa.gz as downloaded (gzip, not bgzip): refused with advice, read with
+    --decompress-to (no bgzip binary needed)."""
+    import gzip
+
+    rng = np.random.default_rng(5)
+    sequence = random_bases(rng, 5_000)
+    plain = _write(tmp_path / "genome.fa", [("chr1", sequence)])
+    packed = tmp_path / "genome.fa.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    bed = tmp_path / "tss.bed"
+    bed.write_text("chr1\t1000\t1001\tt0\t0\t+\nchr1\t3000\t3001\tt1\t0\t+\n")
+    out = tmp_path / "out.fa"
+    args = ["build-promoters", "--tss", str(bed), "--genome", str(packed), "--out", str(out),
+            "--split-fractions", "0.5,0.5,0"]  # fmt: skip
+    assert main(args) == 2
+    assert main([*args, "--decompress-to", str(tmp_path / "copy.fa")]) == 0
+    records = list(read_fasta(out))
+    positives = {r.id: r.text for r in records if header_fields(r.description)["label"] == "1"}
+    assert positives["t0"] == sequence[751:1051].tobytes().decode()

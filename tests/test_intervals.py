@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bigbird_genomics.io.intervals import Interval, IntervalError, extract_intervals, read_bed
+from bigbird_genomics.io.intervals import (
+    Interval,
+    IntervalError,
+    extract_intervals,
+    open_genome,
+    read_bed,
+)
 
 #            0123456789 0123456789
 CHR1 = "AAAACCCCGGGGTTTTACGT"
@@ -75,8 +81,48 @@ def test_plain_gzip_genome_is_refused_with_advice(tmp_path):
 
     path = tmp_path / "g.fa.gz"
     path.write_bytes(gzip.compress(b">chr1\nACGT\n"))
-    with pytest.raises(IntervalError, match="not bgzip-compressed"):
+    with pytest.raises(IntervalError, match="not bgzip-compressed.*--decompress-to PATH"):
         extract(path, Interval("chr1", 0, 2))
+
+
+def test_plain_gzip_genome_is_decompressed_once(tmp_path, genome):
+    """No bgzip binary needed: the plain copy is written where asked and reused after."""
+    import gzip
+    import os
+
+    packed = tmp_path / "genome.fa.gz"
+    packed.write_bytes(gzip.compress(genome.read_bytes()))
+    plain = tmp_path / "plain" / "genome.fa"
+    fasta = open_genome(packed, decompress_to=plain)
+    assert plain.read_bytes() == genome.read_bytes()
+    assert plain.stat().st_mode & 0o777 == 0o644
+    windows = list(extract_intervals(fasta, [Interval("chr1", 2, 6, strand="-")]))
+    assert windows[0].sequence == "GGTT"  # reverse complement of AACC
+    plain.write_text(">chr1\nCCCC\n")
+    Path(f"{plain}.fai").unlink()
+    os.utime(plain, (1e9, 1e9))
+    os.utime(packed, (1e9 - 10, 1e9 - 10))  # the copy is the newer: reused as it is
+    assert open_genome(packed, decompress_to=plain)["chr1"][0:4] == "CCCC"
+    os.utime(packed, (1e9 + 10, 1e9 + 10))  # the genome changed: decompressed again
+    assert open_genome(packed, decompress_to=plain)["chr1"][0:4] == "AAAA"
+    with pytest.raises(IntervalError, match="must differ"):
+        open_genome(packed, decompress_to=packed)
+
+
+def test_extract_command_decompresses_a_plain_gzip_genome(tmp_path, genome):
+    import gzip
+
+    from bigbird_genomics.cli import main
+
+    packed = tmp_path / "genome.fa.gz"
+    packed.write_bytes(gzip.compress(genome.read_bytes()))
+    bed = tmp_path / "sites.bed"
+    bed.write_text("chr1\t4\t8\tsite\t0\t+\n")
+    out = tmp_path / "windows.fa"
+    args = ["extract", "--genome", str(packed), "--bed", str(bed), "--out", str(out)]
+    assert main(args) == 2  # refused, with the advice
+    assert main([*args, "--decompress-to", str(tmp_path / "genome.fa")]) == 0
+    assert out.read_text().splitlines()[1] == "CCCC"
 
 
 def test_read_bed_columns_and_errors(tmp_path):

@@ -431,12 +431,12 @@ def test_write_report(tmp_path: Path, scan: tuple[Path, Path]) -> None:
     )
     assert written["track"].stat().st_size > 5000
     markdown = written["markdown"].read_text()
-    assert "| promoter | 0.975 | 3 | 0.2 |" in markdown  # test metrics first, per_label left out
+    assert "| promoter | test | 0.975 | 0.2 | 3 |" in markdown  # split, AUROC, val loss, epochs
     assert "| heldout | 3 | label | 1 | a (0.900), b (0.200), c (nan) |" in markdown
     assert "| promoter | 1/2 |" in markdown
     assert "| full | 0.98 |" in markdown
     html = written["html"].read_text()
-    assert "<img src='track.png'" in html and "<td>0.975</td>" in html
+    assert "<img src='data:image/png;base64," in html and "<td>0.975</td>" in html
 
 
 def test_report_errors_name_the_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 from bigbird_genomics import __version__
 from bigbird_genomics.errors import UserError
@@ -34,6 +35,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to an option's help only where it tells something: not where the
+    help already says what the default is, and not for options without one (None, [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bigbird-genomics",
@@ -47,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str) -> tuple[ModuleType, argparse.ArgumentParser]:
+    """The module of command `name` and its argument parser."""
+    module = importlib.import_module(f"bigbird_genomics.commands.{COMMANDS[name][0]}")
+    parser = argparse.ArgumentParser(
+        prog=f"bigbird-genomics {name}", description=module.HELP, formatter_class=HelpFormatter
+    )
+    module.add_arguments(parser)
+    return module, parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -54,13 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])  # prints help / version / error and exits
         return 2
     name = argv[0]
-    module = importlib.import_module(f"bigbird_genomics.commands.{COMMANDS[name][0]}")
-    sub_parser = argparse.ArgumentParser(
-        prog=f"bigbird-genomics {name}",
-        description=module.HELP,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    module.add_arguments(sub_parser)
+    module, sub_parser = command_parser(name)
     args = sub_parser.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)

@@ -219,6 +219,7 @@ def report_inputs(wildcards):
     }
     if SWEEP_SETTINGS:
         inputs["sweep"] = f"{RESULTS}/sweep/summary.tsv"
+        inputs["sweep_plot"] = f"{RESULTS}/sweep/summary.png"
     return inputs
 
 

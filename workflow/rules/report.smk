@@ -1,4 +1,5 @@
-# The run's summary: metrics of every model, prediction track along the long record, sweep.
+# The run's summary: metrics of every model (per profile group too), the training plots, the
+# prediction track along the long record, the sweep. summary.html embeds its pictures.
 
 
 rule report:
@@ -23,6 +24,7 @@ rule report:
         runs=lambda wildcards, input: quoted(Path(path).parent for path in input.runs),
         motifs=lambda wildcards, input: optional_flag("--motifs", input.get("motifs")),
         sweep=lambda wildcards, input: optional_flag("--sweep", input.get("sweep")),
+        sweep_plot=lambda wildcards, input: optional_flag("--sweep-plot", input.get("sweep_plot")),
         record=optional_flag("--record", config["report"].get("record")),
     log:
         f"{RESULTS}/logs/report.log",
@@ -36,4 +38,4 @@ rule report:
     shell:
         "bigbird-genomics report --runs {params.runs} --evaluations {input.evaluations}"
         " --predictions {input.predictions} --track {input.track} {params.motifs} {params.record}"
-        " {params.sweep} --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.sweep} {params.sweep_plot} --out-dir {params.out_dir} > {log} 2>&1"

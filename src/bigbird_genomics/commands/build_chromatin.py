@@ -16,7 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--genome", help="reference genome FASTA (plain or gzip)")
     parser.add_argument("--samples", help="sample sheet TSV/CSV: profile, path[, group]")
     parser.add_argument("--blacklist", help="BED of regions no window may touch (optional)")
-    parser.add_argument("--bin-bp", type=int, default=200)
+    parser.add_argument(
+        "--bin-bp",
+        type=int,
+        default=200,
+        help="bin size; each bin is one example with a label per profile"
+    )
     parser.add_argument("--flank-bp", type=int, default=400, help="context on each side of a bin")
     parser.add_argument(
         "--min-overlap", type=float, default=0.5, help="fraction of a bin a peak must cover"
@@ -26,11 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--val-chroms", default="chr7", help="comma-separated")
     parser.add_argument("--test-chroms", default="chr8,chr9", help="comma-separated")
-    parser.add_argument("--max-n-fraction", type=float, default=0.0)
+    parser.add_argument(
+        "--max-n-fraction", type=float, default=0.0,
+        help="windows (bin + flanks) with more N bases than this fraction are dropped",
+    )
     parser.add_argument("--positive-fasta", help="two-class mode: class 1 sequences")
     parser.add_argument("--negative-fasta", help="two-class mode: class 0 sequences")
     parser.add_argument("--split-fractions", default="0.8,0.1,0.1", help="two-class mode")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the unlabelled-bin sampling (two-class mode: of the split)",
+    )
     parser.add_argument(
         "--out",
         required=True,

@@ -17,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--positives", help="FASTA of promoter sequences (plain or gzip)")
     source.add_argument("--tss", help="BED of TSSs (strand in column 6); needs --genome")
     parser.add_argument("--genome", help="reference genome FASTA (for --tss or genomic negatives)")
+    parser.add_argument(
+        "--decompress-to",
+        help="--tss with a plain-gzip genome (no random access): write the decompressed FASTA "
+        "here once and read that; reused while newer than --genome",
+    )
     parser.add_argument("--upstream", type=int, default=249, help="bp upstream of the TSS (--tss)")
     parser.add_argument(
         "--downstream", type=int, default=50, help="bp downstream of the TSS (--tss)"
@@ -29,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rest from a first-order chain fitted to the promoter (honest default); genomic: "
         "genome windows away from every TSS (needs --genome and --tss)",
     )
-    parser.add_argument("--negatives-per-positive", type=int, default=1)
+    parser.add_argument(
+        "--negatives-per-positive", type=int, default=1, help="negatives drawn for each positive"
+    )
     parser.add_argument(
         "--train-negatives-per-positive",
         type=int,
@@ -50,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=50,
         help="FASTA positives sharing an exact k-mer of this length go to one split",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split and the negatives (same seed, same data)"
+    )
     parser.add_argument("--out", required=True, help="output labelled FASTA")
 
 
@@ -87,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(f"--split-fractions: {error}") from None
     coordinates = None
+    if args.tss and args.decompress_to:
+        from bigbird_genomics.io.intervals import open_genome
+
+        # every later read of the genome (TSS windows, genomic negatives) uses the plain copy
+        args.genome = open_genome(args.genome, decompress_to=args.decompress_to).filename
     if args.tss:
         positives, coordinates = promoters_from_genome(
             args.genome, args.tss, args.upstream, args.downstream

@@ -15,11 +15,13 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint")
     parser.add_argument("--data", required=True, type=Path, help="tokenized data set directory")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="data set split to score"
+    )
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--predictions", type=Path, default=None, help="per-example TSV")
     parser.add_argument("--plots", type=Path, default=None, help="folder for roc.png / pr.png")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     parser.add_argument(
         "--strands",
         choices=("auto", "forward", "both"),
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both: average each record's two strands (test-time augmentation); auto (default): "
         "both for a model trained with data.reverse_complement=true, else forward",
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,14 +7,21 @@ from pathlib import Path
 
 HELP = (
     "Cut a window around every BED interval out of a genome FASTA (plain or bgzip, indexed "
-    "with a .fai that is built if missing) and write them as FASTA. Flanks are strand-aware "
-    "(upstream is 5' of the interval on its strand) and '-' intervals are reverse-complemented. "
-    "Windows running off a chromosome end are padded with N or dropped."
+    "with a .fai that is built if missing; plain gzip with --decompress-to) and write them as "
+    "FASTA. Flanks are strand-aware (upstream is 5' of the interval on its strand) and '-' "
+    "intervals are reverse-complemented. Windows running off a chromosome end are padded with "
+    "N or dropped."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--genome", required=True, type=Path, help="genome FASTA")
+    parser.add_argument(
+        "--decompress-to",
+        type=Path,
+        help="for a plain-gzip genome (no random access): write the decompressed FASTA here "
+        "once and read that; reused while newer than --genome",
+    )
     parser.add_argument("--bed", required=True, type=Path, help="intervals (BED3 to BED6)")
     parser.add_argument("--out", required=True, type=Path, help="FASTA to write (.gz: gzip)")
     parser.add_argument("--flank-bp", type=int, default=0, help="bases added on both sides")
@@ -34,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import write_fasta
-    from bigbird_genomics.io.intervals import IntervalError, extract_intervals, read_bed
+    from bigbird_genomics.io.intervals import (
+        IntervalError,
+        extract_intervals,
+        open_genome,
+        read_bed,
+    )
 
     intervals = read_bed(args.bed)
     first_line: dict[str, int] = {}
@@ -47,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             )
         first_line[interval.label] = interval.line
     windows = extract_intervals(
-        args.genome,
+        open_genome(args.genome, decompress_to=args.decompress_to),
         intervals,
         flank_bp=args.flank_bp,
         upstream_bp=args.upstream_bp,

@@ -15,8 +15,8 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output labelled FASTA")
-    parser.add_argument("--num-records", type=int, default=2000)
-    parser.add_argument("--length-bp", type=int, default=8192)
+    parser.add_argument("--num-records", type=int, default=2000, help="records to write")
+    parser.add_argument("--length-bp", type=int, default=8192, help="length of every record")
     parser.add_argument("--edge-bp", type=int, default=500, help="motif distance from an end")
     parser.add_argument(
         "--margin-bp", type=int, default=100, help="no motif this close to an end (CNN padding)"
@@ -34,9 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background-fasta", help="FASTA to fit the background chain to")
     parser.add_argument("--order", type=int, default=3, help="Markov order of the background")
     parser.add_argument("--gc", type=float, default=0.5, help="GC without --background-fasta")
-    parser.add_argument("--rule", choices=("xor", "and"), default="xor")
-    parser.add_argument("--split-fractions", default="0.8,0.1,0.1")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rule", choices=("xor", "and"), default="xor",
+        help="xor: 1 when the end motifs differ; and: 1 for A at the start and B at the end only",
+    )
+    parser.add_argument(
+        "--split-fractions", default="0.8,0.1,0.1", help="train,val,test fractions of the records"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sequences and labels")
 
 
 def run(args: argparse.Namespace) -> int:

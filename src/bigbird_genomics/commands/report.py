@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 HELP = (
-    "Write summary.md and summary.html (metrics of training runs and evaluations, prediction "
-    "counts, sweep table) and track.png (prediction track along one long record, known sites "
-    "from a BED marked) into --out-dir."
+    "Write summary.md and summary.html (metrics of training runs and evaluations, per profile "
+    "group for multi-label models, the runs' loss/ROC/PR plots, prediction counts, sweep table "
+    "and chart) and track.png (prediction track along one long record, known sites from a BED "
+    "marked) into --out-dir. The HTML embeds its pictures; the markdown links to them."
 )
 
 
@@ -23,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motifs", type=Path, help="BED of known sites to mark under the track")
     parser.add_argument("--record", help="record of the bedGraph to plot (default: the longest)")
     parser.add_argument("--sweep", type=Path, help="table of `sweep-summary`")
+    parser.add_argument(
+        "--sweep-plot",
+        type=Path,
+        help="chart of `sweep-summary --out-png` (default: the .png beside the --sweep table)",
+    )
     parser.add_argument("--title", default="bigbird-genomics run report", help="report title")
 
 
@@ -38,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         motifs=args.motifs,
         record=args.record,
         sweep=args.sweep,
+        sweep_plot=args.sweep_plot,
         title=args.title,
     )
     for name, path in written.items():

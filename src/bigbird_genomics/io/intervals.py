@@ -7,6 +7,7 @@ the left on '+' (and '.') and to the right on '-'; '-' windows are reverse-compl
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -16,10 +17,13 @@ from typing import Literal
 
 import pyfaidx
 from Bio.Seq import reverse_complement
+from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.atomic import atomic_path
 
 STRANDS = ("+", "-", ".")
+DECOMPRESS_CHUNK = 1 << 20
 
 
 class IntervalError(UserError):
@@ -123,20 +127,51 @@ def _index_path(path: Path) -> str | None:
     return str(cache / f"{path.name}.{digest}.fai")
 
 
-def open_genome(path: str | os.PathLike) -> pyfaidx.Fasta:
-    """Open a plain or bgzip FASTA genome for random access (builds the .fai if needed)."""
+def open_genome(
+    path: str | os.PathLike, decompress_to: str | os.PathLike | None = None
+) -> pyfaidx.Fasta:
+    """Open a plain or bgzip FASTA genome for random access (builds the .fai if needed).
+
+    A plain-gzip genome (most downloads: hg38.fa.gz) has no random access; with `decompress_to`
+    it is decompressed there once (`decompress_genome`) and that copy is opened instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise IntervalError(f"{path}: no such genome FASTA")
     try:
         return pyfaidx.Fasta(str(path), indexname=_index_path(path), as_raw=True)
     except pyfaidx.UnsupportedCompressionFormat:
-        raise IntervalError(
-            f"{path}: is gzip- but not bgzip-compressed, so it has no random access; run "
-            f"`zcat {path} | bgzip > {path.with_suffix('')}.bgz` (or gunzip it) and use that"
-        ) from None
+        if decompress_to is None:
+            raise IntervalError(
+                f"{path}: is gzip- but not bgzip-compressed, so it has no random access; pass "
+                "--decompress-to PATH (the plain FASTA is written there once and reused), or "
+                f"decompress it yourself (`gunzip -k {path}`) and give that file"
+            ) from None
+        return open_genome(decompress_genome(path, decompress_to))
     except (pyfaidx.FastaIndexingError, ValueError) as error:
         raise IntervalError(f"{path}: cannot index this genome FASTA ({error})") from None
+
+
+def decompress_genome(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Write gzip `source` decompressed to `target` (atomically), unless `target` is already
+    there and newer than `source`: a genome is decompressed once, not on every run."""
+    source, target = Path(source), Path(target)
+    if target.resolve() == source.resolve():
+        raise IntervalError(f"{target}: --decompress-to must differ from the gzip genome itself")
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    with (
+        source.open("rb") as raw,
+        gzip.GzipFile(fileobj=raw) as stream,
+        atomic_path(target) as temporary,
+        temporary.open("wb") as out,
+        tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc="decompress",
+             disable=None) as bar,  # fmt: skip
+    ):
+        while chunk := stream.read(DECOMPRESS_CHUNK):
+            out.write(chunk)
+            bar.update(raw.tell() - bar.n)  # progress in compressed bytes read
+    return target
 
 
 def extract_intervals(

@@ -4,10 +4,15 @@ Reads only files other stages wrote (metrics.json, predict TSV/bedGraph, a BED o
 the sweep table), so it can be re-run on any results directory. The summary is written twice
 from the same sections: markdown for people reading files, HTML for `snakemake --report`.
 Hand-written HTML (a few tables) instead of a markdown converter keeps the dependency list short.
+
+Pictures (training plots, the sweep chart, the track) are linked by relative path in the
+markdown and embedded as base64 in the HTML: `snakemake --report` shows summary.html on its own,
+away from the files beside it, and a single self-contained file can be mailed or archived.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -21,10 +26,8 @@ import numpy as np
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.writers import atomic_open
 
-MAX_METRIC_COLUMNS = 12
 TOP_RECORDS = 5
 HIT_THRESHOLD = 0.5
-SKIPPED_METRIC_KEYS = {"per_label", "attention", "model", "train", "best_checkpoint"}
 
 
 class ReportInputError(UserError):
@@ -193,6 +196,8 @@ def plot_track(track: Track, sites: Sequence[Site], out_png: str | os.PathLike[s
 
 
 def _number(value: object) -> str:
+    if value is None:  # metrics.json writes an undefined score (NaN) as null
+        return "nan"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int):
@@ -200,21 +205,17 @@ def _number(value: object) -> str:
     return "nan" if math.isnan(value) else f"{value:.4g}"
 
 
-def _scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, object]:
-    """Numbers of a metrics.json, nested keys joined by '/' (`test/auroc`), split metrics first.
-
-    Per-label tables and the attention settings are left to the JSON itself.
-    """
-    flat: dict[str, object] = {}
-    for key, value in metrics.items():
-        if key in SKIPPED_METRIC_KEYS:
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_scalar_metrics(value, f"{name}/"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[name] = value
-    return dict(sorted(flat.items(), key=lambda item: not item[0].startswith("test/")))
+# The headline columns of a metrics table: (column, metrics.json keys tried in turn). Binary and
+# multi-class tasks have `auroc`; multi-label (chromatin) tasks the mean over profiles.
+HEADLINE_SCORES = (
+    ("AUROC", ("auroc", "auroc_mean")),
+    ("AUPRC", ("auprc", "auprc_mean")),
+    ("accuracy", ("accuracy",)),
+    ("F1", ("f1",)),
+    ("MCC", ("mcc",)),
+)
+GROUP_SCORES = ("auroc_mean", "auroc_median", "auprc_mean", "auprc_median")
+MAX_PROFILE_ROWS = 60  # a genome-wide chromatin model has hundreds: those stay in metrics.json
 
 
 def _read_json(path: Path) -> dict:
@@ -226,17 +227,133 @@ def _read_json(path: Path) -> dict:
         raise ReportInputError(f"{path}: not valid JSON ({error})") from error
 
 
-def metrics_section(title: str, named_files: Sequence[tuple[str, Path]]) -> Section:
-    """One row per metrics.json, one column per scalar metric they share (first files first)."""
-    section = Section(title)
-    tables = [(name, _scalar_metrics(_read_json(path))) for name, path in named_files]
-    keys: list[str] = []
-    for _, metrics in tables:
-        keys += [key for key in metrics if key not in keys]
-    keys = keys[:MAX_METRIC_COLUMNS]
-    section.columns = ["model", *keys]
-    section.rows = [[name, *(_number(m.get(key, "")) for key in keys)] for name, m in tables]
+def _scored_split(metrics: dict) -> str | None:
+    """The split a metrics.json scores: `evaluate` names it; training has test (val for MLM)."""
+    named = metrics.get("split")
+    if isinstance(named, str) and isinstance(metrics.get(named), dict):
+        return named
+    return next((s for s in ("test", "val") if isinstance(metrics.get(s), dict)), None)
+
+
+def _first_number(scores: dict, keys: Sequence[str]) -> object:
+    """The first of `keys` that `scores` has: a number, None for an undefined score (JSON null,
+    shown as nan), or "" (an empty cell) when it has none of them."""
+    for key in keys:
+        value = scores.get(key)
+        if value is None and key in scores:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+    return ""
+
+
+def _drop_empty_columns(section: Section, keep: int = 1) -> Section:
+    """Leave out columns (after the first `keep`) that no row fills."""
+    filled = [i for i in range(len(section.columns))
+              if i < keep or any(row[i] for row in section.rows)]  # fmt: skip
+    section.columns = [section.columns[i] for i in filled]
+    section.rows = [[row[i] for i in filled] for row in section.rows]
     return section
+
+
+def metrics_section(title: str, named_files: Sequence[tuple[str, Path]]) -> Section:
+    """One row per metrics.json: the scored split's headline scores, the best checkpoint's
+    validation loss, and how long it trained."""
+    section = Section(
+        title,
+        ["Multi-label tasks: AUROC and AUPRC are the means over profiles (per group below)."],
+    )
+    section.columns = ["model", "task", "split", "examples", *(c for c, _ in HEADLINE_SCORES),
+                       "val loss", "epochs", "steps"]  # fmt: skip
+    multilabel = False
+    for name, path in named_files:
+        metrics = _read_json(path)
+        split = _scored_split(metrics)
+        scores = metrics.get(split, {}) if split else {}
+        multilabel |= "auroc_mean" in scores
+        row = [name, str(metrics.get("task_type", "")), split or "",
+               _number(_first_number(scores, ("num_examples",)))]  # fmt: skip
+        row += [_number(_first_number(scores, keys)) for _, keys in HEADLINE_SCORES]
+        row += [_number(_first_number(metrics.get("val") or {}, ("loss",)))]
+        row += [_number(_first_number(metrics, (key,))) for key in ("epochs", "global_step")]
+        section.rows.append(row)
+    if not multilabel:
+        section.lines = []
+    return _drop_empty_columns(section)
+
+
+def _scores(path: Path) -> dict:
+    metrics = _read_json(path)
+    return metrics.get(_scored_split(metrics) or "", {})
+
+
+def profile_groups_section(title: str, named_files: Sequence[tuple[str, Path]]) -> Section | None:
+    """Multi-label models: AUROC/AUPRC over all profiles and per profile group (TF, histone,
+    DNase...); None when no file is multi-label."""
+    section = Section(
+        title,
+        ["Mean and median over the group's profiles; a profile with a single class in the "
+         "split has no score and is left out."],
+    )
+    section.columns = ["model", "group", "mean AUROC", "median AUROC", "mean AUPRC",
+                       "median AUPRC"]  # fmt: skip
+    for name, path in named_files:
+        scores = _scores(path)
+        if "auroc_mean" not in scores:
+            continue
+        overall = [_number(scores.get(key, "")) for key in GROUP_SCORES]
+        section.rows.append([name, "all profiles", *overall])
+        for group in sorted({key.split("/")[1] for key in scores if key.startswith("group/")}):
+            values = [scores.get(f"group/{group}/{key}", "") for key in GROUP_SCORES]
+            section.rows.append([name, group, *(_number(v) for v in values)])
+    return section if section.rows else None
+
+
+def profiles_section(title: str, named_files: Sequence[tuple[str, Path]]) -> Section | None:
+    """Multi-label models: each profile's AUROC, AUPRC and positives (the first
+    MAX_PROFILE_ROWS); None when no file has a per-profile table."""
+    section = Section(title)
+    section.columns = ["model", "profile", "AUROC", "AUPRC", "positives"]
+    total = 0
+    for name, path in named_files:
+        for profile, values in (_scores(path).get("per_label") or {}).items():
+            total += 1
+            if len(section.rows) < MAX_PROFILE_ROWS:
+                section.rows.append([name, str(profile), *(
+                    _number(values.get(key, "")) for key in ("auroc", "auprc", "positives"))])
+    if total > len(section.rows):
+        section.lines.append(
+            f"The first {len(section.rows)} of {total} profiles; all are in metrics.json "
+            "(per_label)."
+        )
+    return section if section.rows else None
+
+
+PLOT_CAPTIONS = {  # the plots a training run draws (training/run_outputs.py), in report order
+    "loss": "loss curves",
+    "roc": "ROC (test split)",
+    "pr": "precision-recall (test split)",
+    "attention_layout": "attention layout",
+}
+
+
+def _image_line(caption: str, path: Path, out_dir: Path) -> str:
+    """A markdown image, its path relative to the report directory."""
+    return f"![{caption}]({Path(os.path.relpath(path, out_dir)).as_posix()})"
+
+
+def run_plots_section(runs: Sequence[Path], out_dir: Path) -> Section | None:
+    """The pictures each training run drew into `<run>/plots/`; None when there are none."""
+    section = Section("Training plots")
+    for run in runs:
+        found = {png.stem: png for png in sorted(Path(run, "plots").glob("*.png"))}
+        order = [stem for stem in PLOT_CAPTIONS if stem in found]
+        order += [stem for stem in found if stem not in PLOT_CAPTIONS]
+        section.lines += [
+            _image_line(f"{Path(run).name}: {PLOT_CAPTIONS.get(stem, stem)}", found[stem], out_dir)
+            for stem in order
+        ]
+    return section if section.lines else None
 
 
 def predictions_section(paths: Sequence[Path]) -> Section:
@@ -264,14 +381,29 @@ def predictions_section(paths: Sequence[Path]) -> Section:
     return section
 
 
-def sweep_section(path: Path) -> Section:
-    """The sweep-summary table as it is."""
+def sweep_section(path: Path, plot: Path | None = None, out_dir: Path | None = None) -> Section:
+    """The sweep-summary table: runs named by their directory, settings that every run shares
+    said once above the table, and the sweep's bar chart when given."""
     if not path.is_file():
         raise ReportInputError(f"{path}: no such sweep table")
     lines = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line]
     section = Section("Sparsity sweep")
-    if lines:
-        section.columns, section.rows = lines[0], [[_cell(v) for v in row] for row in lines[1:]]
+    if plot is not None and out_dir is not None:
+        section.lines.append(_image_line("sweep: main metric per run", plot, out_dir))
+    if not lines:
+        return section
+    header, rows = lines[0], [[_cell(v) for v in row] for row in lines[1:]]
+    if header and header[0] == "run":
+        for row in rows:
+            row[0] = Path(row[0]).name or row[0]
+    shared = [i for i in range(1, len(header))
+              if len(rows) > 1 and len({row[i] if i < len(row) else "" for row in rows}) == 1]
+    if shared:
+        section.lines.insert(0, "Same in every run: " + ", ".join(
+            f"{header[i]}={rows[0][i]}" for i in shared) + ".")  # fmt: skip
+    kept = [i for i in range(len(header)) if i not in shared]
+    section.columns = [header[i] for i in kept]
+    section.rows = [[row[i] if i < len(row) else "" for i in kept] for row in rows]
     return section
 
 
@@ -310,7 +442,8 @@ def to_markdown(title: str, sections: Sequence[Section]) -> str:
     out = [f"# {title}", ""]
     for section in sections:
         out += [f"## {section.title}", ""]
-        out += [*(line for line in section.lines), ""] if section.lines else []
+        for line in section.lines:  # a paragraph each: a picture on its own line
+            out += [line, ""]
         if section.columns:
             out.append("| " + " | ".join(section.columns) + " |")
             out.append("|" + "---|" * len(section.columns))
@@ -319,26 +452,53 @@ def to_markdown(title: str, sections: Sequence[Section]) -> str:
     return "\n".join(out)
 
 
-def to_html(title: str, sections: Sequence[Section]) -> str:
+def _image(line: str) -> tuple[str, str] | None:
+    """(caption, source) of a markdown image line `![caption](source)`, else None."""
+    if not (line.startswith("![") and line.endswith(")") and "](" in line):
+        return None
+    caption, source = line[2:-1].split("](", 1)
+    return caption, source
+
+
+def _embedded(source: str, base_dir: Path | None) -> str:
+    """A data: URI of a PNG beside the report (so the HTML stands alone), else the link as is."""
+    path = Path(base_dir, source) if base_dir is not None else None
+    if path is None or path.suffix.lower() != ".png" or not path.is_file():
+        return source
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def to_html(title: str, sections: Sequence[Section], base_dir: Path | None = None) -> str:
+    """The summary as one HTML page; pictures (markdown image lines, paths relative to
+    `base_dir`) are embedded, two to a row where a section has several."""
     escape = html.escape
     out = [
         "<!DOCTYPE html>",
         f"<html><head><meta charset='utf-8'><title>{escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
+        "figure{display:inline-block;vertical-align:top;margin:.5em;max-width:100%}"
+        "figure.half{max-width:47%}figcaption{font-size:small;color:#444}"
         "img{max-width:100%}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
     for section in sections:
         out.append(f"<h2>{escape(section.title)}</h2>")
+        several = sum(_image(line) is not None for line in section.lines) > 1
         for line in section.lines:
-            if line.startswith("![") and "](" in line:
-                source = line.split("](", 1)[1].rstrip(")")
-                out.append(f"<p><img src='{escape(source)}' alt='{escape(section.title)}'></p>")
-            else:
+            image = _image(line)
+            if image is None:
                 out.append(f"<p>{escape(line)}</p>")
+                continue
+            caption, source = image
+            out.append(
+                f"<figure{' class=half' if several else ''}>"
+                f"<img src='{escape(_embedded(source, base_dir))}' alt='{escape(caption)}'>"
+                f"<figcaption>{escape(caption)}</figcaption></figure>"
+            )
         if section.columns:
-            out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in section.columns))
+            out.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in section.columns)
+                       + "</tr>")
             for row in section.rows:
                 out.append("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>")
             out.append("</table>")
@@ -356,11 +516,13 @@ def write_report(
     motifs: Path | None = None,
     record: str | None = None,
     sweep: Path | None = None,
+    sweep_plot: Path | None = None,
     title: str = "bigbird-genomics run report",
 ) -> dict[str, Path]:
     """Write summary.md, summary.html (and track.png) into `out_dir`; returns their paths.
 
-    Run names are run directory names; evaluation names are their parent directory names.
+    Run names are run directory names; evaluation names are their parent directory names. The
+    sweep chart is `sweep_plot`, or the PNG beside the sweep table (`summary.png`) if there is one.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -368,10 +530,14 @@ def write_report(
     written: dict[str, Path] = {}
     if runs:
         named = [(Path(run).name, Path(run) / "metrics.json") for run in runs]
-        sections.append(metrics_section("Training runs (test split, metrics.json)", named))
+        sections.append(metrics_section("Training runs (metrics.json of each run)", named))
     if evaluations:
         named = [(Path(path).parent.name, Path(path)) for path in evaluations]
         sections.append(metrics_section("Evaluation (bigbird-genomics evaluate)", named))
+    sections += multilabel_sections(runs, evaluations)
+    plots = run_plots_section([Path(run) for run in runs], out)
+    if plots is not None:
+        sections.append(plots)
     if predictions:
         sections.append(predictions_section([Path(p) for p in predictions]))
     if track is not None:
@@ -380,17 +546,32 @@ def write_report(
         written["track"] = plot_track(scores, sites, out / "track.png")
         sections.append(track_section(scores, sites, "track.png"))
     if sweep is not None:
-        sections.append(sweep_section(Path(sweep)))
+        sweep = Path(sweep)
+        plot = Path(sweep_plot) if sweep_plot else sweep.with_suffix(".png")
+        sections.append(sweep_section(sweep, plot if plot.is_file() else None, out))
     if not sections:
         raise ReportInputError(
             "nothing to report: pass --runs, --evaluations, --predictions, --track or --sweep"
         )
     for name, text in (
         ("markdown", to_markdown(title, sections)),
-        ("html", to_html(title, sections)),
+        ("html", to_html(title, sections, base_dir=out)),
     ):
         path = out / ("summary.md" if name == "markdown" else "summary.html")
         with atomic_open(path) as stream:
             stream.write(text + "\n")
         written[name] = path
     return written
+
+
+def multilabel_sections(runs: Sequence[Path], evaluations: Sequence[Path]) -> list[Section]:
+    """Per profile group and per profile, from the evaluations (else the training runs, which
+    score the same test split in the workflow)."""
+    if evaluations:
+        named = [(Path(path).parent.name, Path(path)) for path in evaluations]
+    else:
+        named = [(Path(run).name, Path(run) / "metrics.json") for run in runs]
+    source = "evaluation" if evaluations else "training runs"
+    found = [profile_groups_section(f"Profile groups ({source})", named),
+             profiles_section(f"Profiles ({source})", named)]  # fmt: skip
+    return [section for section in found if section is not None]

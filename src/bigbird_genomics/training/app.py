@@ -100,6 +100,7 @@ def main(config: DictConfig) -> float | None:
     try:
         if sweep_optimizes():
             check_direction(cfg.get("optimized_metric"))
+        group_sweep_job(cfg, run_dir)
         metrics = train(cfg, run_dir)
         # Only rank 0 has metrics; only an optimising sweeper reads the value.
         if metrics and cfg.get("optimized_metric") and sweep_optimizes():
@@ -113,6 +114,20 @@ def main(config: DictConfig) -> float | None:
         with atomic_open(run_dir / FAILED_RUN_FILE) as handle:
             handle.write(f"{error}\n")
     return None
+
+
+def group_sweep_job(cfg: dict, run_dir: Path) -> None:
+    """In a multirun (grid or Optuna), group the jobs' W&B runs by the sweep directory."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_config = HydraConfig.get()
+    if cfg["logger"].get("wandb") and hydra_config.mode == RunMode.MULTIRUN:
+        from bigbird_genomics.training.wandb_setup import sweep_job_settings
+
+        cfg["logger"]["wandb"] = sweep_job_settings(
+            dict(cfg["logger"]["wandb"]), Path(hydra_config.sweep.dir), run_dir
+        )
 
 
 def in_grid_sweep() -> bool:

@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from bigbird_genomics.io.writers import atomic_open
 from bigbird_genomics.tokens.store import label_groups_of
 from bigbird_genomics.training.config_checks import ConfigError, check_against_data, check_static
+from bigbird_genomics.training.noise import silence_third_party_noise
 from bigbird_genomics.training.resume import checked_ckpt_path
-from bigbird_genomics.training.run_outputs import finish_run
+from bigbird_genomics.training.run_outputs import finish_run, summary_lines
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     from bigbird_genomics.tokens.kmers import KmerTokenizer
     from bigbird_genomics.training.datamodule import TokenizedDataModule
 
+    silence_third_party_noise()
     check_static(cfg)
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
     model = model_settings(cfg)
@@ -230,7 +232,22 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     if ckpt_path is not None:
         keep_csv_history(run_dir / "csv")
     loggers = build_loggers(cfg, run_dir)
-    callbacks = build_callbacks(cfg, run_dir) + list(extra_callbacks or [])
+    failed = True
+    try:
+        metrics = _fit_and_finish(cfg, run_dir, module, datamodule, loggers, ckpt_path,
+                                  build_callbacks(cfg, run_dir) + list(extra_callbacks or []))
+        failed = False
+    finally:
+        if cfg["logger"].get("wandb"):
+            from bigbird_genomics.training.wandb_setup import finish_wandb
+
+            finish_wandb(loggers, failed)
+    return metrics
+
+
+def _fit_and_finish(cfg: dict[str, Any], run_dir: Path, module, datamodule, loggers: list,
+                    ckpt_path: str | None, callbacks: list[pl.Callback]) -> dict:
+    """Fit, then write the run directory; returns the metrics.json payload (rank 0 only)."""
     trainer_settings = dict(cfg["trainer"])
     try:
         trainer = pl.Trainer(
@@ -256,6 +273,9 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     metrics = finish_run(cfg, run_dir, trainer, module, datamodule, loggers)
     if metrics:  # rank 0 only
         add_monitored_score(metrics, trainer, cfg["task"]["monitor"], run_dir)
+        for line in summary_lines(metrics):
+            log.info(line)
+        log.info("run written to %s", run_dir)
     return metrics
 
 

@@ -109,8 +109,44 @@ def finish_run(cfg: dict, run_dir: Path, trainer: pl.Trainer, module, datamodule
     plot_attention_layout(num_blocks, sparsity, plots / "attention_layout.png")
     write_json(run_dir / "metrics.json", metrics)
     _log_final(loggers, metrics, plots)
-    log.info("run written to %s", run_dir)
     return metrics
+
+
+# (metrics.json key, how the summary names it), in the order printed
+SUMMARY_SCORES = (
+    ("loss", "loss"),
+    ("accuracy", "accuracy"),
+    ("auroc", "AUROC"),
+    ("auroc_mean", "mean AUROC"),
+    ("auprc", "AUPRC"),
+    ("auprc_mean", "mean AUPRC"),
+    ("f1", "F1"),
+    ("mcc", "MCC"),
+)
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """The few lines a user reads when training ends: the test scores (val for MLM), then the
+    best checkpoint's validation loss, then the mean AUROC of each profile group."""
+    lines = []
+    for split in ("test", "val"):
+        scores = metrics.get(split) or {}
+        shown = [f"{name} {scores[key]:.4g}" for key, name in SUMMARY_SCORES
+                 if isinstance(scores.get(key), int | float)]
+        if not shown:
+            continue
+        if split == "val" and "test" in metrics:  # the test line has the scores already
+            if not isinstance(scores.get("loss"), int | float):
+                continue
+            shown = [f"loss {scores['loss']:.4g} (best checkpoint)"]
+        examples = f" ({scores['num_examples']} examples)" if "num_examples" in scores else ""
+        lines.append(f"{split}{examples}: " + ", ".join(shown))
+        groups = sorted({key.split("/")[1] for key in scores if key.startswith("group/")})
+        group_scores = [f"{group} {scores[f'group/{group}/auroc_mean']:.4g}" for group in groups
+                        if isinstance(scores.get(f"group/{group}/auroc_mean"), int | float)]
+        if group_scores:
+            lines.append(f"{split} mean AUROC by group: " + ", ".join(group_scores))
+    return lines
 
 
 def _log_final(loggers: list, metrics: dict, plots: Path) -> None:
@@ -122,8 +158,8 @@ def _log_final(loggers: list, metrics: dict, plots: Path) -> None:
     for logger in loggers:
         logger.log_metrics(scalars)
         if hasattr(logger, "log_image"):
-            images = sorted(plots.glob("*.png"))
-            if images:
-                logger.log_image(key="plots", images=[str(p) for p in images],
-                                 caption=[p.stem for p in images])
+            # one key per picture: W&B shows the images of one key side by side and warns when
+            # their sizes differ (the loss curves and the ROC plot do)
+            for image in sorted(plots.glob("*.png")):
+                logger.log_image(key=f"plots/{image.stem}", images=[str(image)])
         logger.save()

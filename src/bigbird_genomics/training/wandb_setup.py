@@ -5,6 +5,10 @@ config, then credentials (`WANDB_API_KEY` or an api.wandb.ai entry in ~/.netrc) 
 with none of these the run is written offline under the run directory (`wandb sync` uploads it
 later). An online start that fails (no network) falls back to offline instead of stopping
 training.
+
+Every training run is its own W&B run, finished when the run ends (`finish_wandb`), so the jobs
+of a Hydra multirun (one process) do not all log into the first job's run; a multirun's jobs
+share a W&B `group` named after the sweep directory (`sweep_job_settings`).
 """
 
 from __future__ import annotations
@@ -63,12 +67,46 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path) -> WandbLogger:
         "log_model": False,
         "settings": wandb.Settings(init_timeout=INIT_TIMEOUT_S, silent=True),
     }
-    logger = WandbLogger(mode=mode, **kwargs)
+    logger = _without_anonymous(WandbLogger(mode=mode, **kwargs))
     if mode == "online":
         try:
             logger.experiment  # noqa: B018 (starts the run now, so a failure is caught here)
         except Exception as error:  # wandb raises its own CommError / UsageError / timeouts
             warnings.warn(f"W&B online start failed ({error}); logging offline instead",
                           stacklevel=2)
-            logger = WandbLogger(mode="offline", **kwargs)
+            logger = _without_anonymous(WandbLogger(mode="offline", **kwargs))
     return logger
+
+
+def _without_anonymous(logger: WandbLogger) -> WandbLogger:
+    """Lightning passes `anonymous=None` to `wandb.init` whatever the user asked; wandb (0.31)
+    warns about any explicit value ("The anonymous setting has no effect"), so drop the key."""
+    init_arguments = getattr(logger, "_wandb_init", None)
+    if isinstance(init_arguments, dict) and init_arguments.get("anonymous") is None:
+        init_arguments.pop("anonymous", None)
+    return logger
+
+
+def sweep_job_settings(settings: dict[str, Any], sweep_dir: Path, job_dir: Path) -> dict[str, Any]:
+    """A multirun job's W&B settings: grouped by the sweep directory's name and named
+    `<group>/<job subdirectory>`, where the config leaves `group` / `name` unset."""
+    group = settings.get("group") or Path(sweep_dir).name
+    try:
+        job = Path(job_dir).resolve().relative_to(Path(sweep_dir).resolve()).as_posix()
+    except ValueError:  # a job directory outside the sweep directory (custom hydra.sweep.subdir)
+        job = Path(job_dir).name
+    return {**settings, "group": group, "name": settings.get("name") or f"{group}/{job}"}
+
+
+def finish_wandb(loggers: list, failed: bool) -> None:
+    """End the W&B run this training started (exit code 1 when it failed).
+
+    A multirun trains every job in one process; an unfinished run stays `wandb.run`, and the
+    next job's WandbLogger would log into it. Only runs our WandbLoggers started are finished.
+    """
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        run = getattr(logger, "_experiment", None)  # None: the run never started (no logging)
+        if run is not None and hasattr(run, "finish"):
+            run.finish(exit_code=1 if failed else 0)
