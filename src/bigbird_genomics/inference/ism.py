@@ -366,14 +366,6 @@ def safe_name(record_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", record_id).strip(".") or "record"
 
 
-def strongest_window(effects: np.ndarray, width: int = 30) -> tuple[int, int]:
-    """(start, end) of the `width` positions centred on the largest |effect| of [positions, 4]."""
-    per_position = np.abs(effects).max(axis=1)
-    centre = int(np.argmax(per_position))
-    start = max(0, min(centre - width // 2, len(per_position) - width))
-    return start, min(len(per_position), start + width)
-
-
 def summary_columns(label_names: Sequence[str]) -> list[str]:
     """Columns of the ISM summary TSV: one row per record."""
     columns = ["id", "length", "offset", "num_positions", "method", "num_windows"]
