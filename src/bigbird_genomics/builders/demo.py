@@ -459,14 +459,15 @@ def write_demo_vcf(path: Path, variants: list[DemoVariant]) -> Path:
     header.add_line(
         '##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant">'
     )
-    with atomic_path(path) as temporary:
-        with pysam.VariantFile(str(temporary), "w", header=header) as vcf:
-            for start, variant_id, ref, alts in variants:
-                # a symbolic <DEL> spans 100 bp (its INFO/END); sequence alleles span REF
-                stop = start + (100 if alts[0].startswith("<") else len(ref))
-                record = vcf.new_record(
-                    contig=CHROMOSOME_ID, start=start, stop=stop, alleles=(ref, *alts),
-                    id=variant_id,
-                )
-                vcf.write(record)
+    with (
+        atomic_path(path) as temporary,
+        pysam.VariantFile(str(temporary), "w", header=header) as vcf,
+    ):
+        for start, variant_id, ref, alts in variants:
+            # a symbolic <DEL> spans 100 bp (its INFO/END); sequence alleles span REF
+            stop = start + (100 if alts[0].startswith("<") else len(ref))
+            record = vcf.new_record(
+                contig=CHROMOSOME_ID, start=start, stop=stop, alleles=(ref, *alts), id=variant_id
+            )
+            vcf.write(record)
     return path

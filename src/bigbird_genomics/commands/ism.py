@@ -58,7 +58,7 @@ def _records(args: argparse.Namespace):
         genome = open_genome(args.genome)
         chrom = match["chrom"]
         start, end = int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
-        if chrom not in genome.keys():
+        if chrom not in list(genome.keys()):
             raise UserError(f"--region {args.region}: {chrom} is not a sequence of {args.genome}")
         length = len(genome[chrom])
         if not 1 <= start <= end <= length:

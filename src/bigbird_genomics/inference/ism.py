@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.inference.scan import ScanPlan, iter_windows, scan_plan
+from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.model.encoder import padded_width
 from bigbird_genomics.tokens.kmers import CLS_ID, NUM_SPECIAL, PAD_ID, UNK_ID
 

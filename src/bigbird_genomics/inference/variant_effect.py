@@ -254,7 +254,8 @@ def score_variants(
     labels = list(model.label_names)
     summary = VariantSummary(label_names=labels, window_bp=window)
     genome = open_genome(genome_path)
-    lengths = {name: len(genome[name]) for name in genome.keys()}
+    names = list(genome.keys())  # iterating a pyfaidx.Fasta yields records, not names
+    lengths = {name: len(genome[name]) for name in names}
 
     def fetch(contig: str, start: int, end: int) -> str:
         return str(genome[contig][start:end])
@@ -284,8 +285,8 @@ def score_variants(
                     raise VcfError(
                         f"--vcf {vcf_path}: line {line}: REF {variant.ref} at "
                         f"{variant.chrom}:{variant.pos} does not match the genome {genome_path} "
-                        f"({_genome_bases(fetch, variant)}); use the genome the VCF was called on, or drop --strict to mark such "
-                        "variants ref_mismatch"
+                        f"({_genome_bases(fetch, variant)}); use the genome the VCF was called "
+                        "on, or drop --strict to mark such variants ref_mismatch"
                     )
             pending.append((record, variants))
             waiting += sum(variant.status == OK for variant in variants)
