@@ -102,7 +102,7 @@ def test_cli_writes_npz_png_and_summary(
     assert cli.main([*args, "--out", str(tmp_path / "a")]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "b"), "--no-plots"]) == 0
     rows = read_tsv(tmp_path / "a" / "summary.tsv")
-    ids = [record.id for record, _ in zip(read_fasta(demo_files["heldout"]), range(2))]
+    ids = [record.id for record in read_fasta(demo_files["heldout"])][:2]
     assert [row["id"] for row in rows] == ids
     for record_id, row in zip(ids, rows, strict=True):
         saved = np.load(tmp_path / "a" / f"{record_id}.npz")

@@ -92,7 +92,8 @@ class StrandRecorder:
 
 
 def write_vcf(path: Path, lines: list[str], contigs: dict[str, int]) -> Path:
-    header = ["##fileformat=VCFv4.2"] + [f"##contig=<ID={c},length={n}>" for c, n in contigs.items()]
+    header = ["##fileformat=VCFv4.2"]
+    header += [f"##contig=<ID={name},length={length}>" for name, length in contigs.items()]
     header.append("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")
     path.write_text("\n".join(header + lines) + "\n")
     return path
