@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--motifs", type=Path, help="BED of known sites to mark under the track")
     parser.add_argument("--record", help="record of the bedGraph to plot (default: the longest)")
     parser.add_argument("--sweep", type=Path, help="table of `sweep-summary`")
+    parser.add_argument(
+        "--ism-png", type=Path,
+        help="ISM picture to show: a PNG, or an `ism` output folder (its strongest record)",
+    )
+    parser.add_argument(
+        "--variant-effects", type=Path, help="TSV of `variant-effect`: top rows by |diff|"
+    )
     parser.add_argument("--title", default="bigbird-genomics run report", help="report title")
 
 
@@ -39,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         record=args.record,
         sweep=args.sweep,
         title=args.title,
+        ism=args.ism_png,
+        variant_effects=args.variant_effects,
     )
     for name, path in written.items():
         print(f"{name}\t{path}")
