@@ -24,6 +24,10 @@ rule report:
         motifs=lambda wildcards, input: optional_flag("--motifs", input.get("motifs")),
         sweep=lambda wildcards, input: optional_flag("--sweep", input.get("sweep")),
         record=optional_flag("--record", config["report"].get("record")),
+        downstream=lambda wildcards, input: " ".join(
+            [optional_flag("--ism-png", input.get("ism")),
+             optional_flag("--variant-effects", input.get("variant_effects"))]
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -36,4 +40,4 @@ rule report:
     shell:
         "bigbird-genomics report --runs {params.runs} --evaluations {input.evaluations}"
         " --predictions {input.predictions} --track {input.track} {params.motifs} {params.record}"
-        " {params.sweep} --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.sweep} {params.downstream} --out-dir {params.out_dir} > {log} 2>&1"
