@@ -243,3 +243,72 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
         cli.main([command, "--help"])
     assert exit_info.value.code == 0
     assert "--checkpoint" in capsys.readouterr().out
+
+
+def test_report_shows_variant_table_and_ism_picture(tmp_path: Path) -> None:
+    from bigbird_genomics.reporting.report import ReportInputError, write_report
+
+    table = tmp_path / "effects.tsv"
+    columns = ["chrom", "pos", "id", "ref", "alt", "status", "label_p_ref", "label_p_alt",
+               "label_diff", "label_log_odds_ratio"]
+    rows = [
+        ["chr1", "10", "small", "A", "G", "ok", "0.5", "0.51", "0.01", "0.04"],
+        ["chr1", "20", "large", "C", "T", "ok", "0.9", "0.2", "-0.7", "-3.6"],
+        ["chr1", "30", "bad", "G", "<DEL>", "symbolic", "", "", "", ""],
+    ]
+    table.write_text("\n".join("\t".join(row) for row in [columns, *rows]) + "\n")
+    ism = tmp_path / "ism"
+    ism.mkdir()
+    (ism / "summary.tsv").write_text(
+        "id\tlabel_max_abs_effect\nrec:a\t0.1\nrec:b\t0.9\n"
+    )
+    (ism / "rec_a.png").write_bytes(b"a")
+    (ism / "rec_b.png").write_bytes(b"b")
+    written = write_report(tmp_path / "report", ism=ism, variant_effects=table)
+    assert (tmp_path / "report" / "ism.png").read_bytes() == b"b"  # the strongest record
+    markdown = written["markdown"].read_text()
+    assert "3 ALT alleles: 2 ok, 1 symbolic" in markdown
+    assert markdown.index("| chr1 | 20 | large") < markdown.index("| chr1 | 10 | small")
+    assert "![in-silico mutagenesis](ism.png)" in markdown
+    with pytest.raises(ReportInputError, match="summary.tsv"):
+        write_report(tmp_path / "report", ism=tmp_path)
+
+
+def test_workflow_plans_variant_effect_and_ism(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("Snakefile", "workflow", "config", "conf", "profiles"):
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        elif source.exists():
+            shutil.copy2(source, tmp_path / name)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def dry_run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", *extra],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+
+    result = dry_run()
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "bigbird-genomics variant-effect --checkpoint results/runs/promoter" in out
+    assert "--vcf results/demo/variants.vcf" in out and "--vcf-out" in out
+    assert "bigbird-genomics ism --checkpoint" in out and "--max-records 2" in out
+    assert "--ism-png results/ism/heldout_promoter" in out
+    assert "--variant-effects results/variant_effect/demo_variants.tsv" in out
+
+    config = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    config["ism"]["heldout_promoter"]["model"] = "nope"
+    (tmp_path / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = dry_run("--configfile", "config/bad.yaml")
+    assert result.returncode != 0
+    assert "ism.heldout_promoter.model is 'nope'" in result.stdout + result.stderr
