@@ -290,7 +290,9 @@ def score_variants(
                     )
             pending.append((record, variants))
             waiting += sum(variant.status == OK for variant in variants)
-            if waiting >= batch_size:
+            # records that cannot be scored count too, so a VCF of nothing but (say) unknown
+            # chromosomes still streams
+            if waiting >= batch_size or len(pending) >= 4 * batch_size:
                 _flush(model, pending, tsv, annotated, summary, len(labels), bar)
                 pending, waiting = [], 0
         _flush(model, pending, tsv, annotated, summary, len(labels), bar)
