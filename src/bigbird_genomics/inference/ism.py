@@ -91,12 +91,14 @@ def _touched_tokens(position: int, num_tokens: int, k: int, stride: int) -> tupl
     return first, last
 
 
-def _window_plan(model: Any, length: int) -> tuple[ScanPlan, list[tuple[int, int]]]:
+def _window_plan(
+    model: Any, length: int, record_id: str = "record"
+) -> tuple[ScanPlan, list[tuple[int, int]]]:
     plan = scan_plan(model)
     if length < model.tokenizer.k:
         raise UserError(
-            f"a record of {length} bp is shorter than one {model.tokenizer.k}-mer: nothing to "
-            "mutate"
+            f"{record_id}: {length} bp is shorter than one {model.tokenizer.k}-mer, so the "
+            "model cannot read it; give records of at least k bases"
         )
     return plan, list(iter_windows(length, plan))
 
@@ -132,7 +134,7 @@ def ism_record(
     tokenizer = model.tokenizer
     k, stride = tokenizer.k, tokenizer.stride
     sequence = sequence.upper()
-    _, windows = _window_plan(model, len(sequence))
+    _, windows = _window_plan(model, len(sequence), record_id)
     strands = _strands(model)
     reference_tokens = [tokenizer.encode(sequence[start:end]) for start, end in windows]
     reference = np.asarray(model.predict_proba(reference_tokens, strands=strands), np.float64)
@@ -204,7 +206,7 @@ def grad_record(
     tokenizer = model.tokenizer
     k, stride = tokenizer.k, tokenizer.stride
     sequence = sequence.upper()
-    _, windows = _window_plan(model, len(sequence))
+    _, windows = _window_plan(model, len(sequence), record_id)
     forward = [tokenizer.encode(sequence[start:end]) for start, end in windows]
     strands = [forward]
     rc_table = tokenizer.reverse_complement_ids()
