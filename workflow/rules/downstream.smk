@@ -4,26 +4,17 @@ VARIANT_EFFECTS = config.get("variant_effect") or {}
 ISM = config.get("ism") or {}
 
 
-def downstream_reference_problems():
-    """`model` of every entry must name a task (as predict's do)."""
-    return [
-        f"{section}.{name}.model is {entry['model']!r}, not one of tasks: {', '.join(TASKS)}"
-        for section, entries in (("variant_effect", VARIANT_EFFECTS), ("ism", ISM))
-        for name, entry in entries.items()
-        if entry["model"] not in TASKS
-    ]
-
-
-if downstream_reference_problems():
+# `model` of every entry must name a task (as predict's do).
+_downstream_problems = [
+    f"{section}.{name}.model is {entry['model']!r}, not one of tasks: {', '.join(TASKS)}"
+    for section, entries in (("variant_effect", VARIANT_EFFECTS), ("ism", ISM))
+    for name, entry in entries.items()
+    if entry["model"] not in TASKS
+]
+if _downstream_problems:
     raise WorkflowError(
-        "invalid workflow config: " + "; ".join(downstream_reference_problems())
+        "invalid workflow config: " + "; ".join(_downstream_problems)
         + " (fix config/config.yaml or your --configfile; see docs/downstream.md)"
-    )
-
-
-def downstream_checkpoint(entries):
-    return lambda wildcards: (
-        f"{run_dir(entries[wildcards.entry]['model'])}/checkpoints/best.ckpt"
     )
 
 
@@ -31,7 +22,9 @@ rule variant_effect:
     input:
         vcf=lambda wildcards: user_input(VARIANT_EFFECTS[wildcards.entry]["vcf"]),
         genome=lambda wildcards: user_input(VARIANT_EFFECTS[wildcards.entry]["genome"]),
-        checkpoint=downstream_checkpoint(VARIANT_EFFECTS),
+        checkpoint=lambda wildcards: (
+            f"{run_dir(VARIANT_EFFECTS[wildcards.entry]['model'])}/checkpoints/best.ckpt"
+        ),
     output:
         tsv=f"{RESULTS}/variant_effect/{{entry}}.tsv",
         vcf=f"{RESULTS}/variant_effect/{{entry}}.vcf.gz",
@@ -64,7 +57,9 @@ rule variant_effect:
 rule ism:
     input:
         fasta=lambda wildcards: user_input(ISM[wildcards.entry]["fasta"]),
-        checkpoint=downstream_checkpoint(ISM),
+        checkpoint=lambda wildcards: (
+            f"{run_dir(ISM[wildcards.entry]['model'])}/checkpoints/best.ckpt"
+        ),
     output:
         directory(f"{RESULTS}/ism/{{entry}}"),
     wildcard_constraints:
