@@ -7,7 +7,8 @@
   mutants batched), of the same with every window of each mutant re-scored (batching alone),
   and of the naive per-mutant loop (`naive_ism`: each mutant record built whole and all its
   windows scored, one call per mutant), timed on `--naive-positions` positions and scaled to
-  the record; the same loop with one call per window of each mutant; and `--method grad`. The fast and naive effect matrices are compared.
+  the record; the same loop with one call per window of each mutant; and `--method grad`.
+  The fast and naive effect matrices are compared.
 
 CPU, one torch thread. Model: --checkpoint, else the demo promoter experiment trained here for
 --train-batches batches (speed does not depend on how well it is trained).
