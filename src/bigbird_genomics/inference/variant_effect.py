@@ -183,8 +183,8 @@ def _records(vcf, path: Path, header_lines: int) -> Iterator[tuple[int, Any]]:
             return
         except (ValueError, OSError) as error:
             raise VcfError(
-                f"--vcf {path}: line {line + 1}: cannot parse this VCF record ({error}); fix or "
-                "remove the line (bcftools view reports the same)"
+                f"--vcf {path}: line {line + 1}: cannot parse this VCF record ({error}; htslib's "
+                "reason is printed above); fix or remove that line"
             ) from None
         line += 1
         yield line, record
