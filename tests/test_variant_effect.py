@@ -214,6 +214,17 @@ def test_bad_inputs_are_user_errors(
     assert code == 2
     assert str(not_vcf) in capsys.readouterr().err
 
+    malformed = tmp_path / "malformed.vcf"
+    lines = demo_files["variants"].read_text().splitlines()
+    header_lines = sum(line.startswith("#") for line in lines)
+    malformed.write_text("\n".join([*lines[: header_lines + 1], "chrDemo\tabc\tx\tA\tC\t.\t.\t."])
+                         + "\n")
+    code = run_cli("--checkpoint", demo_tiny_checkpoint, "--genome", demo_files["chromosome"],
+                   "--vcf", malformed, "--out", tmp_path / "x.tsv")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{malformed}: line {header_lines + 2}: cannot parse" in err
+
     plain_gzip = tmp_path / "genome.fa.gz"
     plain_gzip.write_bytes(gzip.compress(demo_files["chromosome"].read_bytes()))
     code = run_cli("--checkpoint", demo_tiny_checkpoint, "--genome", plain_gzip,
