@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/downstream.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/report.smk"
 

@@ -27,3 +27,34 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (see ../shared/data/README.md)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The embedded demo data (seed 0), written once per test session."""
+    from bigbird_genomics.builders.demo import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("demo"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_tiny_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]
+) -> Path:
+    """A real demo promoter checkpoint after 2 training batches: cheap, barely trained."""
+    from downstream_support import train_demo_promoter
+
+    return train_demo_promoter(
+        tmp_path_factory.mktemp("tiny"), demo_files, ["trainer.limit_train_batches=2"]
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_trained_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]
+) -> Path:
+    """A demo promoter checkpoint after one full epoch (100 steps, ~2 min on 2 CPU cores):
+    enough for the planted motifs to stand out in mutagenesis."""
+    from downstream_support import train_demo_promoter
+
+    return train_demo_promoter(tmp_path_factory.mktemp("trained"), demo_files, [])

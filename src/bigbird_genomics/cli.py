@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "Write the embedded synthetic demo data (planted motifs, seeded)."),
     "evaluate": ("evaluate", "Score a trained checkpoint on a tokenized data set split."),
     "predict": ("predict", "Predict on new FASTA files: per-record TSV and per-window bedGraph."),
+    "variant-effect": ("variant_effect", "Score VCF variants: REF vs ALT window per allele."),
+    "ism": ("ism", "In-silico saturation mutagenesis of FASTA records or a genome region."),
     "sweep-summary": ("sweep_summary", "Compare the runs of a sparsity sweep: table and plot."),
     "gather-predictions": (
         "gather_predictions",

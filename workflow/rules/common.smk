@@ -23,6 +23,9 @@ DEMO_FILES = {
     "heldout_truth": "heldout_truth.tsv",
     "chromosome": "chromosome.fa",
     "chromosome_motifs": "chromosome_motifs.bed",
+    "heldout_motifs": "heldout_motifs.bed",
+    "chromosome_elements": "chromosome_elements.bed",
+    "variants": "variants.vcf",
 }
 BUILD = config.get("build") or {}
 TASKS = config["tasks"]
@@ -220,6 +223,13 @@ def report_inputs(wildcards):
     if SWEEP_SETTINGS:
         inputs["sweep"] = f"{RESULTS}/sweep/summary.tsv"
         inputs["sweep_plot"] = f"{RESULTS}/sweep/summary.png"
+    # variant_effect / ism come from downstream.smk, included after this file
+    for key, section, path in (
+        ("variant_effects", "variant_effect", f"{RESULTS}/variant_effect/{{}}.tsv"),
+        ("ism", "ism", f"{RESULTS}/ism/{{}}"),
+    ):
+        if config.get(section):  # the report shows the first entry
+            inputs[key] = path.format(next(iter(config[section])))
     return inputs
 
 
@@ -257,6 +267,8 @@ def all_targets():
     targets += expand(f"{RESULTS}/predict/{{name}}.bigwig", name=PREDICTIONS)
     if SWEEP_SETTINGS:
         targets.append(f"{RESULTS}/sweep/summary.tsv")
+    targets += [f"{RESULTS}/variant_effect/{entry}.tsv" for entry in config.get("variant_effect") or {}]
+    targets += [f"{RESULTS}/ism/{entry}" for entry in config.get("ism") or {}]
     return targets
 
 

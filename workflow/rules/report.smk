@@ -26,6 +26,10 @@ rule report:
         sweep=lambda wildcards, input: optional_flag("--sweep", input.get("sweep")),
         sweep_plot=lambda wildcards, input: optional_flag("--sweep-plot", input.get("sweep_plot")),
         record=optional_flag("--record", config["report"].get("record")),
+        downstream=lambda wildcards, input: " ".join(
+            [optional_flag("--ism-png", input.get("ism")),
+             optional_flag("--variant-effects", input.get("variant_effects"))]
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -38,4 +42,4 @@ rule report:
     shell:
         "bigbird-genomics report --runs {params.runs} --evaluations {input.evaluations}"
         " --predictions {input.predictions} --track {input.track} {params.motifs} {params.record}"
-        " {params.sweep} {params.sweep_plot} --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.sweep} {params.sweep_plot} {params.downstream} --out-dir {params.out_dir} > {log} 2>&1"

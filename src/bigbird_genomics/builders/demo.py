@@ -22,6 +22,7 @@ from bigbird_genomics.builders.motifs import (
     reverse_complement,
     to_array,
 )
+from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.io.writers import format_header, write_fasta, write_tsv
 
 RECORD_BP = 300
@@ -250,13 +251,17 @@ def base_composition(records: Iterable[SyntheticRecord]) -> np.ndarray:
 
 
 def chromosome(
-    rng: np.random.Generator, background_probs: np.ndarray = BACKGROUND_PROBS
+    rng: np.random.Generator,
+    background_probs: np.ndarray = BACKGROUND_PROBS,
+    planted_out: list[tuple[int, int, str, str]] | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int, str, str]]]:
     """One long record with promoter modules at known places, soft-masked repeats and N runs.
 
     `background_probs` should be the promoter training set's composition: a background the
     model never saw (e.g. more AT-rich) would light up the scan with false positives.
     Returns the sequence (lower case = soft-masked) and BED rows (start, end, name, strand).
+    `planted_out`, when given, receives one such row per planted element (TATA, Inr, ...) in
+    chromosome coordinates, for demo variants that hit motifs.
     """
     sequence = random_bases(rng, CHROMOSOME_BP, background_probs)
     # Sites sit on a jittered grid so they never overlap each other, repeats or N runs.
@@ -264,8 +269,18 @@ def chromosome(
     sites: list[tuple[int, int, str, str]] = []
     for index in range(NUM_CHROMOSOME_PROMOTERS):
         start = index * slot + int(rng.integers(1000, slot - RECORD_BP - 1000))
-        module = promoter_record(rng, "site", positive=True).sequence
+        site = promoter_record(rng, "site", positive=True)
+        module = site.sequence
         strand = "+-"[int(rng.integers(2))]
+        if planted_out is not None:
+            for motif in site.planted:
+                offset = motif.start
+                if strand == "-":
+                    offset = RECORD_BP - motif.start - len(motif.sequence)
+                planted_out.append(
+                    (start + offset, start + offset + len(motif.sequence),
+                     f"promoter_{index + 1:02d}_{motif.name}", strand)
+                )
         sequence[start : start + RECORD_BP] = (
             reverse_complement(module) if strand == "-" else module
         )
@@ -331,6 +346,15 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     order = rng.permutation(len(heldout))
     heldout = [heldout[i] for i in order]
     paths["heldout"] = write_fasta(out / "heldout.fa", ((r.record_id, r.sequence) for r in heldout))
+    paths["heldout_motifs"] = write_tsv(
+        out / "heldout_motifs.bed",
+        None,  # BED6 on the records: id, start, end, motif, score, strand
+        (
+            [r.record_id, m.start, m.start + len(m.sequence), m.name, 0, m.strand]
+            for r in heldout
+            for m in r.planted
+        ),
+    )
     paths["heldout_truth"] = write_tsv(
         out / "heldout_truth.tsv",
         ["id", "task", "labels"],
@@ -344,7 +368,8 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         ),
     )
 
-    sequence, sites = chromosome(rng, base_composition(promoters))
+    elements: list[tuple[int, int, str, str]] = []
+    sequence, sites = chromosome(rng, base_composition(promoters), planted_out=elements)
     paths["chromosome"] = write_fasta(
         out / "chromosome.fa", [(f"{CHROMOSOME_ID} synthetic demo chromosome", sequence)]
     )
@@ -353,4 +378,96 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         None,  # BED6 without a header line: chrom, start, end, name, score, strand
         ([CHROMOSOME_ID, start, end, name, 1000, strand] for start, end, name, strand in sites),
     )
+    paths["chromosome_elements"] = write_tsv(
+        out / "chromosome_elements.bed",
+        None,
+        ([CHROMOSOME_ID, start, end, name, 0, strand] for start, end, name, strand in elements),
+    )
+    # A stream of its own, so the variants never shift the data above.
+    variants = demo_variants(np.random.default_rng([seed, 1]), sequence, elements)
+    paths["variants"] = write_demo_vcf(out / "variants.vcf", variants)
     return paths
+
+
+DemoVariant = tuple[int, str, str, tuple[str, ...]]  # 0-based start, id, REF, ALTs
+
+
+def demo_variants(
+    rng: np.random.Generator, sequence: np.ndarray, elements: list[tuple[int, int, str, str]]
+) -> list[DemoVariant]:
+    """Variants on the demo chromosome, sorted: SNVs in planted elements and elsewhere, small
+    indels, one multi-allelic site, and one of each kind `variant-effect` must not score (a
+    REF that disagrees with the genome, a symbolic <DEL>, a site too close to the contig end)."""
+    upper = bytes(sequence).upper().decode("ascii")
+
+    def other_base(base: str) -> str:
+        return "ACGT".replace(base, "")[int(rng.integers(3))]
+
+    def clean(start: int, length: int = 1) -> bool:
+        return "N" not in upper[start - 400 : start + length + 400]
+
+    variants: list[DemoVariant] = []
+    used: set[int] = set()
+    for index in rng.choice(len(elements), size=12, replace=False):
+        start, end, name, _ = elements[int(index)]
+        position = int(rng.integers(start, end))
+        used.add(position)
+        variants.append(
+            (position, f"{name}_snv{position + 1}", upper[position],
+             (other_base(upper[position]),))
+        )
+    while len(variants) < 24:
+        position = int(rng.integers(500, CHROMOSOME_BP - 500))
+        if position in used or not clean(position):
+            continue
+        used.add(position)
+        variants.append(
+            (position, f"snv_{len(variants) - 11:02d}", upper[position],
+             (other_base(upper[position]),))
+        )
+    for index, element in enumerate(rng.choice(len(elements), size=3, replace=False)):
+        start, _, name, _ = elements[int(element)]
+        length = int(rng.integers(2, 6))
+        variants.append(
+            (start - 1, f"{name}_del{length}", upper[start - 1 : start + length],
+             (upper[start - 1],))
+        )
+        position = int(rng.integers(5000, CHROMOSOME_BP - 5000)) + index
+        inserted = random_bases(rng, int(rng.integers(1, 6)), BACKGROUND_PROBS).tobytes().decode()
+        variants.append((position, f"ins_{index + 1}", upper[position],
+                         (upper[position] + inserted,)))
+    position = int(rng.integers(5000, CHROMOSOME_BP - 5000))
+    variants.append((position, "multiallelic", upper[position],
+                     tuple(b for b in "ACGT" if b != upper[position])[:2]))
+    position = int(rng.integers(5000, CHROMOSOME_BP - 5000))
+    wrong = other_base(upper[position])
+    variants.append((position, "ref_mismatch_example", wrong, (other_base(wrong),)))
+    variants.append((position + 3, "symbolic_deletion", upper[position + 3], ("<DEL>",)))
+    variants.append((9, "near_contig_start", upper[9], (other_base(upper[9]),)))
+    variants = [v for v in variants if "N" not in v[2]]
+    return sorted(variants)
+
+
+def write_demo_vcf(path: Path, variants: list[DemoVariant]) -> Path:
+    """A sites-only VCF 4.2 of `variants` on the demo chromosome, written with pysam."""
+    import pysam
+
+    header = pysam.VariantHeader()
+    header.add_line("##source=bigbird-genomics demo-data")
+    header.contigs.add(CHROMOSOME_ID, length=CHROMOSOME_BP)
+    header.add_line('##ALT=<ID=DEL,Description="Deletion">')
+    header.add_line(
+        '##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant">'
+    )
+    with (
+        atomic_path(path) as temporary,
+        pysam.VariantFile(str(temporary), "w", header=header) as vcf,
+    ):
+        for start, variant_id, ref, alts in variants:
+            # a symbolic <DEL> spans 100 bp (its INFO/END); sequence alleles span REF
+            stop = start + (100 if alts[0].startswith("<") else len(ref))
+            record = vcf.new_record(
+                contig=CHROMOSOME_ID, start=start, stop=stop, alleles=(ref, *alts), id=variant_id
+            )
+            vcf.write(record)
+    return path

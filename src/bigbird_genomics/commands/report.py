@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="chart of `sweep-summary --out-png` (default: the .png beside the --sweep table)",
     )
+    parser.add_argument(
+        "--ism-png", type=Path,
+        help="ISM picture to show: a PNG, or an `ism` output folder (its strongest record)",
+    )
+    parser.add_argument(
+        "--variant-effects", type=Path, help="TSV of `variant-effect`: top rows by |diff|"
+    )
     parser.add_argument("--title", default="bigbird-genomics run report", help="report title")
 
 
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         sweep=args.sweep,
         sweep_plot=args.sweep_plot,
         title=args.title,
+        ism=args.ism_png,
+        variant_effects=args.variant_effects,
     )
     for name, path in written.items():
         print(f"{name}\t{path}")

@@ -17,6 +17,7 @@ import html
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.io.writers import atomic_open
 
 TOP_RECORDS = 5
@@ -438,6 +440,79 @@ def track_section(track: Track, sites: Sequence[Site], png_name: str) -> Section
     return section
 
 
+TOP_VARIANTS = 10
+
+
+def ism_png(path: Path) -> Path:
+    """The ISM picture to show: `path` itself, or from a folder written by `ism` the PNG of the
+    record whose strongest substitution is largest (summary.tsv)."""
+    if path.is_file():
+        return path
+    summary = path / "summary.tsv"
+    if not summary.is_file():
+        raise ReportInputError(
+            f"--ism-png {path}: neither a PNG nor a folder written by `bigbird-genomics ism` "
+            "(no summary.tsv in it)"
+        )
+    with summary.open(encoding="utf-8") as stream:
+        header = stream.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in stream if line.strip()]
+    column = next((i for i, name in enumerate(header) if name.endswith("_max_abs_effect")), None)
+    if column is None or not rows:
+        raise ReportInputError(f"{summary}: no records or no *_max_abs_effect column")
+    best = max(rows, key=lambda row: float(row[column]))
+    # the file name `ism` gives a record (see inference.ism.safe_name)
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in best[0]).strip(".")
+    png = path / f"{name or 'record'}.png"
+    if not png.is_file():
+        raise ReportInputError(f"{png}: no such ISM picture (was `ism` run with --no-plots?)")
+    return png
+
+
+def ism_section(png_name: str, source: Path) -> Section:
+    return Section(
+        "In-silico mutagenesis",
+        [
+            f"Effect of every single-base substitution on the model's log-odds ({source.name}): "
+            "the track above, a sequence logo of the strongest 30 bp below.",
+            f"![in-silico mutagenesis]({png_name})",
+        ],
+    )
+
+
+def variant_effect_section(path: Path, top: int = TOP_VARIANTS) -> Section:
+    """The `top` scored ALT alleles by |diff| of any label, and the count of each status."""
+    if not path.is_file():
+        raise ReportInputError(f"{path}: no such variant-effect TSV")
+    with path.open(encoding="utf-8") as stream:
+        header = stream.readline().rstrip("\n").split("\t")
+        rows = [line.rstrip("\n").split("\t") for line in stream if line.strip()]
+    diffs = [i for i, name in enumerate(header) if name.endswith("_diff")]
+    if "status" not in header or not diffs:
+        raise ReportInputError(f"{path}: not a `bigbird-genomics variant-effect` table")
+    status = header.index("status")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[status]] = counts.get(row[status], 0) + 1
+    scored = [row for row in rows if row[status] == "ok"]
+    scored.sort(key=lambda row: -max(abs(float(row[i])) for i in diffs))
+    shown = [
+        i for i, name in enumerate(header)
+        if i < 5 or name.endswith(("_diff", "_log_odds_ratio"))
+    ]
+    section = Section(
+        "Variant effects",
+        [
+            f"{len(rows)} ALT alleles: "
+            + ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+            + f". The {min(top, len(scored))} with the largest |p_alt - p_ref|:"
+        ],
+    )
+    section.columns = [header[i] for i in shown]
+    section.rows = [[_cell(row[i]) for i in shown] for row in scored[:top]]
+    return section
+
+
 def to_markdown(title: str, sections: Sequence[Section]) -> str:
     out = [f"# {title}", ""]
     for section in sections:
@@ -518,6 +593,8 @@ def write_report(
     sweep: Path | None = None,
     sweep_plot: Path | None = None,
     title: str = "bigbird-genomics run report",
+    ism: Path | None = None,
+    variant_effects: Path | None = None,
 ) -> dict[str, Path]:
     """Write summary.md, summary.html (and track.png) into `out_dir`; returns their paths.
 
@@ -549,6 +626,14 @@ def write_report(
         sweep = Path(sweep)
         plot = Path(sweep_plot) if sweep_plot else sweep.with_suffix(".png")
         sections.append(sweep_section(sweep, plot if plot.is_file() else None, out))
+    if variant_effects is not None:
+        sections.append(variant_effect_section(Path(variant_effects)))
+    if ism is not None:
+        source = ism_png(Path(ism))
+        with atomic_path(out / "ism.png") as temporary:
+            shutil.copyfile(source, temporary)
+        written["ism"] = out / "ism.png"
+        sections.append(ism_section("ism.png", source))
     if not sections:
         raise ReportInputError(
             "nothing to report: pass --runs, --evaluations, --predictions, --track or --sweep"

@@ -1,0 +1,412 @@
+"""In-silico saturation mutagenesis (ISM): the model's response to every single-base change.
+
+For a record (a FASTA record or a genome region), every base of its central `max_bases` is
+changed to each of the 3 other bases and the record re-scored. The record's score is that of
+`predict`: windows of the checkpoint's context (half overlap) whose probabilities are averaged
+(one window for a record that fits the context), both strands averaged for a model trained on
+both. The effect of a substitution is the change in the record's log-odds,
+`logit(p_mutant) - logit(p_reference)`, per label: log-odds keep a saturated model's effects
+apart, where probabilities near 1 would squash them to 0.
+
+Why it is fast (`method="ism"`): a base change touches only the k-mer tokens that cover it
+(k with stride 1) and only the windows that hold those tokens. Each mutant is therefore a
+window whose reference tokens are copied and only the touched ones re-encoded, the windows it
+does not touch keep their reference probability, and all mutant windows go through the model
+in batches. The transformer attends globally, so a touched window must be re-run whole: the
+saving is in windows and batching, not inside a window.
+
+`method="grad"`: gradient x input on the token embeddings, one forward and one backward pass
+per label and window batch. A substitution turns each covering k-mer's embedding e into e'; to
+first order the logit moves by grad . (e' - e), summed over the k-mers that cover the base
+(docs/downstream.md). It fills the same positions x 4 matrix as ISM, from 2 passes instead
+of 3 x positions x windows forward passes; an approximation, good for ranking positions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference.scan import ScanPlan, iter_windows, scan_plan
+from bigbird_genomics.io.atomic import atomic_path
+from bigbird_genomics.model.encoder import padded_width
+from bigbird_genomics.tokens.kmers import CLS_ID, NUM_SPECIAL, PAD_ID, UNK_ID
+
+BASES = "ACGT"
+METHODS = ("ism", "grad")
+DEFAULT_BATCH_SIZE = 64
+PROBABILITY_EPS = 1e-6
+_CODE = np.full(256, -1, dtype=np.int64)
+for _index, _base in enumerate(BASES.encode()):
+    _CODE[_base] = _index
+
+
+@dataclass
+class IsmResult:
+    """One record's mutagenesis: `effects[label, position, base]` (A, C, G, T) in log-odds;
+    0 at the reference base and at bases that are not A/C/G/T."""
+
+    record_id: str
+    sequence: str  # the mutated stretch, upper case
+    offset: int  # 0-based start of `sequence` in the record
+    record_length: int
+    effects: np.ndarray
+    reference_probability: np.ndarray  # [labels]
+    label_names: list[str]
+    method: str
+    num_windows: int
+    num_forward_windows: int  # mutant windows run through the model (0 for grad)
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+    return np.log(clipped) - np.log1p(-clipped)
+
+
+def _strands(model: Any) -> str:
+    return "both" if getattr(model, "strand_symmetric", False) else "forward"
+
+
+def mutated_span(length: int, max_bases: int | None) -> tuple[int, int]:
+    """(start, end) of the central `max_bases` of a record (the whole record when shorter)."""
+    if max_bases is None or max_bases >= length:
+        return 0, length
+    if max_bases < 1:
+        raise UserError(f"--max-bases must be at least 1, got {max_bases}")
+    start = (length - max_bases) // 2
+    return start, start + max_bases
+
+
+def _touched_tokens(position: int, num_tokens: int, k: int, stride: int) -> tuple[int, int]:
+    """Token indices [first, last] whose k-mer covers `position` (window coordinates);
+    first > last when no token covers it (bases after the last whole k-mer)."""
+    first = max(0, -(-(position - k + 1) // stride))
+    last = min(num_tokens - 1, position // stride)
+    return first, last
+
+
+def _window_plan(
+    model: Any, length: int, record_id: str = "record"
+) -> tuple[ScanPlan, list[tuple[int, int]]]:
+    plan = scan_plan(model)
+    if length < model.tokenizer.k:
+        raise UserError(
+            f"{record_id}: {length} bp is shorter than one {model.tokenizer.k}-mer, so the "
+            "model cannot read it; give records of at least k bases"
+        )
+    return plan, list(iter_windows(length, plan))
+
+
+def _record_probability(window_probabilities: np.ndarray) -> np.ndarray:
+    """A record's probability [labels] from its windows' [windows, labels]: their mean."""
+    return window_probabilities.mean(axis=0)
+
+
+def _batches(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ism_record(
+    model: Any,
+    record_id: str,
+    sequence: str,
+    max_bases: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    touched_only: bool = True,
+) -> IsmResult:
+    """Saturation mutagenesis of one record by re-scoring mutants (see module doc).
+
+    `touched_only=False` re-scores every window of each mutant (the benchmark's middle line).
+    """
+    tokenizer = model.tokenizer
+    k, stride = tokenizer.k, tokenizer.stride
+    sequence = sequence.upper()
+    _, windows = _window_plan(model, len(sequence), record_id)
+    strands = _strands(model)
+    reference_tokens = [tokenizer.encode(sequence[start:end]) for start, end in windows]
+    reference = np.asarray(model.predict_proba(reference_tokens, strands=strands), np.float64)
+    reference_sum = reference.sum(axis=0)
+    record_probability = reference_sum / len(windows)
+    span_start, span_end = mutated_span(len(sequence), max_bases)
+    num_labels = reference.shape[1]
+    # mutant_sum[position, base] = sum over the record's windows of the mutant's probability
+    mutant_sum = np.broadcast_to(
+        reference_sum, (span_end - span_start, 4, num_labels)
+    ).copy()
+    is_mutated = np.zeros((span_end - span_start, 4), dtype=bool)
+
+    def jobs() -> Iterator[tuple[int, int, int, np.ndarray]]:
+        for position in range(span_start, span_end):
+            base = sequence[position]
+            for code, other in enumerate(BASES):
+                if other == base or base not in BASES:
+                    continue
+                for window_index, (start, end) in enumerate(windows):
+                    if not start <= position < end:
+                        continue
+                    tokens = reference_tokens[window_index]
+                    first, last = _touched_tokens(position - start, len(tokens), k, stride)
+                    if first > last and touched_only:
+                        continue  # the base lies after the window's last whole k-mer
+                    mutant = tokens.copy()
+                    if first <= last:
+                        piece = sequence[start + first * stride : start + last * stride + k]
+                        offset = position - start - first * stride
+                        piece = piece[:offset] + other + piece[offset + 1 :]
+                        mutant[first : last + 1] = tokenizer.encode(piece)
+                    yield position - span_start, code, window_index, mutant
+                if not touched_only:
+                    # every window of the mutant, touched or not, is scored again
+                    for window_index, (start, end) in enumerate(windows):
+                        if not start <= position < end:
+                            yield (position - span_start, code, window_index,
+                                   reference_tokens[window_index])
+
+    num_forward = 0
+    for batch in _batches(jobs(), batch_size):
+        probabilities = np.asarray(
+            model.predict_proba([job[3] for job in batch], strands=strands), np.float64
+        )
+        num_forward += len(batch)
+        for (row, code, window_index, _), probability in zip(batch, probabilities, strict=True):
+            mutant_sum[row, code] += probability - reference[window_index]
+            is_mutated[row, code] = True
+    effects = _logit(mutant_sum / len(windows)) - _logit(record_probability)
+    effects[~is_mutated] = 0.0
+    return IsmResult(
+        record_id, sequence[span_start:span_end], span_start, len(sequence),
+        np.ascontiguousarray(effects.transpose(2, 0, 1), dtype=np.float32),
+        record_probability, list(model.label_names), "ism", len(windows), num_forward,
+    )
+
+
+def _digits(ids: np.ndarray, k: int) -> np.ndarray:
+    """Base codes [tokens, k] (first base first) of k-mer ids (>= NUM_SPECIAL)."""
+    shifts = 2 * np.arange(k - 1, -1, -1)
+    return ((ids[:, None] - NUM_SPECIAL) >> shifts) & 3
+
+
+def grad_record(
+    model: Any, record_id: str, sequence: str, max_bases: int | None = None
+) -> IsmResult:
+    """Gradient x input estimate of every substitution's log-odds effect (see module doc)."""
+    tokenizer = model.tokenizer
+    k, stride = tokenizer.k, tokenizer.stride
+    sequence = sequence.upper()
+    _, windows = _window_plan(model, len(sequence), record_id)
+    forward = [tokenizer.encode(sequence[start:end]) for start, end in windows]
+    strands = [forward]
+    rc_table = tokenizer.reverse_complement_ids()
+    if _strands(model) == "both":
+        strands.append([rc_table[tokens[::-1]] for tokens in forward])
+    network = model.network
+    # [hidden, vocab]: grad . e for every k-mer of the vocabulary in one product
+    embedding_table = network.encoder.embedding.weight.detach().double().cpu().numpy().T
+    num_labels = len(model.label_names)
+    span_start, span_end = mutated_span(len(sequence), max_bases)
+    length = span_end - span_start
+    effects = np.zeros((num_labels, length, 4), dtype=np.float64)
+    window_logits = []
+    window_probabilities = []
+    per_strand_grads = []
+    for strand_tokens in strands:
+        logits, grads = _embedding_gradients(model, strand_tokens, num_labels)
+        window_logits.append(logits)
+        per_strand_grads.append(grads)  # [labels, windows, tokens, hidden]
+        if model.task_type == "multiclass":
+            window_probabilities.append(torch.from_numpy(logits).softmax(-1).numpy())
+        else:
+            window_probabilities.append(1 / (1 + np.exp(-logits)))
+    probabilities = np.stack(window_probabilities)  # [strands, windows, labels]
+    record_probability = probabilities.mean(axis=(0, 1))
+    # d logit(P) / d z_(strand, window): P is the mean of sigmoid(z) over strands and windows
+    if model.task_type == "multiclass":
+        weights = np.full(probabilities.shape, 1.0 / probabilities[..., 0].size)
+    else:
+        slope = probabilities * (1 - probabilities) / probabilities[..., 0].size
+        weights = slope / np.clip(record_probability * (1 - record_probability), 1e-12, None)
+    for strand, strand_grads in enumerate(per_strand_grads):
+        for window_index, (start, _) in enumerate(windows):
+            tokens = forward[window_index]
+            known = tokens != UNK_ID
+            digits = _digits(np.where(known, tokens, NUM_SPECIAL), k)  # [tokens, k]
+            place = 4 ** np.arange(k - 1, -1, -1)  # weight of each base in the k-mer code
+            # mutant ids [tokens, k offsets, 4 bases]: base at offset o set to b
+            mutant = tokens[:, None, None] + (np.arange(4)[None, None, :] - digits[:, :, None]) \
+                * place[None, :, None]
+            if strand == 1:  # the reverse strand read the reverse-complement k-mers, reversed
+                mutant, tokens_read = rc_table[mutant], rc_table[tokens]
+                row_of = np.arange(len(tokens))[::-1]
+            else:
+                tokens_read, row_of = tokens, np.arange(len(tokens))
+            for label in range(num_labels):
+                grad = strand_grads[label, window_index][row_of]  # [tokens, hidden]
+                scores = grad @ embedding_table  # [tokens, vocab]
+                base_score = scores[np.arange(len(tokens)), tokens_read]
+                delta = np.take_along_axis(
+                    scores, mutant.reshape(len(tokens), -1), axis=1
+                ).reshape(len(tokens), k, 4) - base_score[:, None, None]
+                delta[~known] = 0.0
+                positions = start + np.arange(len(tokens))[:, None] * stride + np.arange(k)
+                rows = positions - span_start
+                inside = (rows >= 0) & (rows < length)
+                np.add.at(
+                    effects[label],
+                    rows[inside],
+                    delta[inside] * weights[strand, window_index, label],
+                )
+    stretch = sequence[span_start:span_end]
+    codes = _CODE[np.frombuffer(stretch.encode("ascii"), dtype=np.uint8)]
+    for row, code in enumerate(codes):
+        if code < 0:
+            effects[:, row, :] = 0.0
+        else:
+            effects[:, row, code] = 0.0
+    return IsmResult(
+        record_id, stretch, span_start, len(sequence), effects.astype(np.float32),
+        record_probability, list(model.label_names), "grad", len(windows), 0,
+    )
+
+
+def _embedding_gradients(
+    model: Any, windows: Sequence[np.ndarray], num_labels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits [windows, labels] and d logit / d embedding [labels, windows, tokens, hidden] for
+    equal-length token arrays. Plain torch autograd with a forward hook on the embedding layer:
+    one gradient per label is all gradient x input needs (captum is not a dependency)."""
+    network = model.network
+    encoder = network.encoder
+    width = padded_width(len(windows[0]) + 1, model.block_size, encoder.config.downsample)
+    batch = torch.full((len(windows), width), PAD_ID, dtype=torch.long)
+    batch[:, 0] = CLS_ID
+    for row, tokens in enumerate(windows):
+        batch[row, 1 : 1 + len(tokens)] = torch.from_numpy(np.ascontiguousarray(tokens))
+    batch = batch.to(model.device)
+    captured: list[torch.Tensor] = []
+    handle = encoder.embedding.register_forward_hook(
+        lambda module, inputs, output: captured.append(output)
+    )
+    try:
+        with torch.enable_grad():
+            logits = network(batch, batch != PAD_ID).float()
+            embedded = captured[-1]
+            if embedded.shape[1] != width:
+                raise UserError(
+                    "--method grad needs the k-mer embeddings of every token, but this "
+                    "checkpoint's convolutional stem reads token ids directly; use --method ism"
+                )
+            grads = [
+                torch.autograd.grad(logits[:, label].sum(), embedded, retain_graph=True)[0]
+                for label in range(num_labels)
+            ]
+    finally:
+        handle.remove()
+    stacked = torch.stack(grads)[:, :, 1 : 1 + len(windows[0])].double().cpu().numpy()
+    return logits.detach().cpu().numpy().astype(np.float64), stacked
+
+
+def mutagenesis(
+    model: Any,
+    record_id: str,
+    sequence: str,
+    method: str = "ism",
+    max_bases: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> IsmResult:
+    """`ism_record` or `grad_record` by `method`."""
+    if method not in METHODS:
+        raise UserError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if method == "grad":
+        return grad_record(model, record_id, sequence, max_bases)
+    return ism_record(model, record_id, sequence, max_bases, batch_size)
+
+
+def naive_ism(model: Any, sequence: str, max_bases: int | None = None) -> np.ndarray:
+    """The executable specification of `ism_record`: each mutant record built whole, all its
+    windows encoded and scored in one call per mutant. Effects [labels, positions, 4]."""
+    sequence = sequence.upper()
+    _, windows = _window_plan(model, len(sequence))
+    strands = _strands(model)
+
+    def record_probability(text: str) -> np.ndarray:
+        tokens = [model.tokenizer.encode(text[start:end]) for start, end in windows]
+        return _record_probability(
+            np.asarray(model.predict_proba(tokens, strands=strands), np.float64)
+        )
+
+    reference = record_probability(sequence)
+    span_start, span_end = mutated_span(len(sequence), max_bases)
+    effects = np.zeros((len(model.label_names), span_end - span_start, 4))
+    for position in range(span_start, span_end):
+        for code, other in enumerate(BASES):
+            if other == sequence[position] or sequence[position] not in BASES:
+                continue
+            mutant = sequence[:position] + other + sequence[position + 1 :]
+            effects[:, position - span_start, code] = (
+                _logit(record_probability(mutant)) - _logit(reference)
+            )
+    return effects
+
+
+def safe_name(record_id: str) -> str:
+    """A file name for a record id: anything but letters, digits, '.', '-' and '_' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", record_id).strip(".") or "record"
+
+
+def summary_columns(label_names: Sequence[str]) -> list[str]:
+    """Columns of the ISM summary TSV: one row per record."""
+    columns = ["id", "length", "offset", "num_positions", "method", "num_windows"]
+    for label in label_names:
+        columns += [f"{label}_p_ref", f"{label}_max_abs_effect", f"{label}_max_position",
+                    f"{label}_max_alt", f"{label}_mean_abs_effect"]
+    return columns
+
+
+def summary_row(result: IsmResult) -> list[str]:
+    """The strongest substitution per label (position 1-based in the record) and the mean
+    |effect| over all substitutions."""
+    row = [result.record_id, str(result.record_length), str(result.offset),
+           str(len(result.sequence)), result.method, str(result.num_windows)]
+    num_substitutions = max(1, 3 * len(result.sequence))
+    for label in range(len(result.label_names)):
+        magnitude = np.abs(result.effects[label])
+        position, code = np.unravel_index(int(np.argmax(magnitude)), magnitude.shape)
+        row += [
+            f"{result.reference_probability[label]:.6g}",
+            f"{magnitude[position, code]:.6g}",
+            str(result.offset + int(position) + 1),
+            BASES[int(code)],
+            f"{magnitude.sum() / num_substitutions:.6g}",
+        ]
+    return row
+
+
+def save_result(result: IsmResult, path: Any) -> None:
+    """The effect matrix, reference stretch and labels as one .npz, written atomically."""
+    with atomic_path(path) as temporary:
+        np.savez_compressed(
+            temporary,
+            effects=result.effects,
+            sequence=np.array(result.sequence),
+            offset=np.array(result.offset),
+            record_id=np.array(result.record_id),
+            label_names=np.array(result.label_names),
+            bases=np.array(list(BASES)),
+            reference_probability=result.reference_probability.astype(np.float32),
+            method=np.array(result.method),
+        )
