@@ -94,6 +94,20 @@ def test_real_model_fast_equals_naive_and_grad_agrees(demo_tiny_checkpoint: Path
     assert correlation > 0.5
 
 
+def test_cli_picks_records_by_id(
+    tmp_path: Path, demo_files: dict[str, Path], demo_tiny_checkpoint: Path
+) -> None:
+    ids = [record.id for record in read_fasta(demo_files["heldout"])]
+    wanted = [ids[5], ids[2]]
+    args = ["ism", "--checkpoint", str(demo_tiny_checkpoint), "--fasta",
+            str(demo_files["heldout"]), "--max-bases", "4", "--no-plots", "--records"]  # fmt: skip
+    assert cli.main([*args, ",".join(wanted), "--out", str(tmp_path / "a")]) == 0
+    rows = read_tsv(tmp_path / "a" / "summary.tsv")
+    assert [row["id"] for row in rows] == [ids[2], ids[5]]  # FASTA order
+    assert cli.main([*args, f"{ids[0]},nope", "--out", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b" / "summary.tsv").exists()
+
+
 def test_cli_writes_npz_png_and_summary(
     tmp_path: Path, demo_files: dict[str, Path], demo_tiny_checkpoint: Path
 ) -> None:

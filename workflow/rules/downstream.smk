@@ -69,6 +69,9 @@ rule ism:
         max_records=lambda wildcards: optional_flag(
             "--max-records", ISM[wildcards.entry].get("max_records")
         ),
+        records=lambda wildcards: optional_flag(
+            "--records", ",".join(ISM[wildcards.entry].get("records") or [])
+        ),
         max_bases=lambda wildcards: optional_flag(
             "--max-bases", ISM[wildcards.entry].get("max_bases")
         ),
@@ -86,5 +89,6 @@ rule ism:
         "../envs/bigbird.yaml"
     shell:
         "bigbird-genomics ism --checkpoint {input.checkpoint} --fasta {params.fasta:q}"
-        " --out {output} --method {params.method} {params.max_records} {params.max_bases}"
+        " --out {output} --method {params.method} {params.max_records} {params.records}"
+        " {params.max_bases}"
         " --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"

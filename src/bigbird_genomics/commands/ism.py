@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mutate at most this many bases per record: the central ones of a longer record",
     )
     parser.add_argument("--max-records", type=int, help="only the first N records of --fasta")
+    parser.add_argument(
+        "--records", help="only these records of --fasta (comma-separated ids), in FASTA order"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="mutant windows per pass")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG per record")
@@ -70,10 +73,22 @@ def _records(args: argparse.Namespace):
         return
     from bigbird_genomics.io.fasta import read_fasta
 
-    for index, record in enumerate(read_fasta(args.fasta)):
-        if args.max_records is not None and index >= args.max_records:
+    wanted = {name for name in (args.records or "").split(",") if name}
+    found: set[str] = set()
+    for record in read_fasta(args.fasta):
+        if args.max_records is not None and len(found) >= args.max_records:
             return
+        if wanted and record.id not in wanted:
+            continue
+        found.add(record.id)
         yield record.id, record.text
+    if wanted - found:
+        from bigbird_genomics.errors import UserError
+
+        raise UserError(
+            f"--records: {', '.join(sorted(wanted - found))} not in {args.fasta}; "
+            "give ids as in the FASTA headers (the first word after '>')"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
