@@ -185,7 +185,8 @@ def test_block_cpu_chunking_and_generic_path(
         (300, 16, "right", {}),  # 19 blocks: global pieces of equal size and a shorter rest
         (250, 16, "both", {"num_global_blocks": 0}),  # no global rows
         (256, 16, "none", {"num_random_blocks": 0}),  # window + global only
-        (200, 8, "right", {"num_global_blocks": 5, "random_per_head": True}),  # 3 leading, 2 trailing
+        # 3 leading and 2 trailing global blocks, random blocks per head
+        (200, 8, "right", {"num_global_blocks": 5, "random_per_head": True}),
         (64, 16, "both", {"num_global_blocks": 8}),  # every block global: full attention
         (97, 16, "fully padded", {}),  # a batch element with no real token
     ],

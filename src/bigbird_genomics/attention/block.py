@@ -9,7 +9,6 @@ elsewhere through index_select + SDPA under autograd.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +28,7 @@ from bigbird_genomics.attention.masking import (
     real_token_mask,
     zero_padded_queries,
 )
+from bigbird_genomics.attention.plans import cached_plan
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class GatherPlan:
     cpu: CpuPlan  # the same, as the CPU Function takes it
 
 
-@lru_cache(maxsize=64)
+@cached_plan
 def gather_plan(
     num_blocks: int,
     config: SparsityConfig,

@@ -174,9 +174,7 @@ def _put_global_rows(work: _Work, target: torch.Tensor, rows: torch.Tensor) -> N
 # ---------------------------------------------------------------- global query rows
 
 
-def _piece_inputs(
-    work: _Work, span: slice, rows: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
+def _piece_inputs(work: _Work, span: slice, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(pieces, keys, values, mask) of one span: the kernel's batch is B*H, its heads pieces.
 
     `rows` [B, H, G, ...] is repeated once per piece ([B*H, pieces, G, ...], small); keys and
@@ -199,9 +197,8 @@ def _piece_inputs(
 def _repeat_pieces(x: torch.Tensor, count: int) -> torch.Tensor:
     """[B, H, G, ...] -> [B*H, count, G, ...] (copies: the kernel reads dense inputs)."""
     batch, heads = x.shape[:2]
-    return x.unsqueeze(2).expand(batch, heads, count, *x.shape[2:]).reshape(
-        batch * heads, count, *x.shape[2:]
-    )
+    expanded = x.unsqueeze(2).expand(batch, heads, count, *x.shape[2:])
+    return expanded.reshape(batch * heads, count, *x.shape[2:])
 
 
 def _global_forward(work: _Work) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,7 +315,7 @@ def _chunk_mask(
         invalid = ~slot_valid[None, :, :, :, None].expand_as(mask)
         mask = mask.masked_fill(invalid, float("-inf"))
     if work.additive is not None:
-        key_rows = plan.index[: layout_heads, span] % work.num_blocks  # [H', size, slots]
+        key_rows = plan.index[:layout_heads, span] % work.num_blocks  # [H', size, slots]
         padded = work.additive.view(work.batch, 1, work.num_blocks, work.block)
         mask = mask + padded[:, :, key_rows].squeeze(1)  # [B, H', size, slots, block]
     mask = mask.expand(work.batch, work.heads, -1, -1, -1).reshape(
