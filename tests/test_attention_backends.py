@@ -224,6 +224,28 @@ def test_block_cpu_global_pieces_and_patterns(
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("padding", ["none", "both"])
+def test_block_cpu_bfloat16_matches_the_float32_reference(padding: str) -> None:
+    """bf16 inputs on CPU: the kernels keep the log-sum-exp in float32; outputs and gradients
+    within bf16 rounding of the float32 reference."""
+    config = SparsityConfig(block_size=16, seed=2, backend="block")
+    q, k, v, weights = make_inputs(300, 5)
+    key_padding_mask = padding_mask(300, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        *(x.bfloat16() for x in (q, k, v, weights)),
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        assert got_tensor.dtype == torch.bfloat16, name
+        scale = float(want_tensor.abs().max())
+        torch.testing.assert_close(
+            got_tensor.float(), want_tensor, atol=3e-2 * scale, rtol=3e-2, msg=name
+        )
+
+
 @pytest.fixture
 def fresh_cpu_flash_probe():  # noqa: ANN201
     """cpu_flash_available caches its verdict; forget it before and after a test changes it."""

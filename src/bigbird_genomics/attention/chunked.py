@@ -85,7 +85,9 @@ class BlockSparseCpuAttention(torch.autograd.Function):
         q, k, v = (x.contiguous() for x in (q, k, v))
         batch, heads, num_padded, head_dim = q.shape
         out = q.new_empty(q.shape)
-        lse = q.new_empty(q.shape[:3])
+        # The kernels return the log-sum-exp in float32 for half-precision inputs.
+        lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+        lse = torch.empty(q.shape[:3], dtype=lse_dtype, device=q.device)
         additive = _additive_key_mask(real, q.dtype)
         work = _Work(q, k, v, plan, real, additive)
         if work.global_rows:
