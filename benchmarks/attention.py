@@ -9,6 +9,21 @@ Implementations (all on q, k, v [B, H, N, d], backward from a random output grad
   triton        bigbird_attention(..., backend="triton") (CUDA; the project's Triton kernels)
   transformers  transformers' BigBirdBlockSparseAttention.bigbird_block_sparse_attention
                 (block 64, 3 random blocks, train mode, randomly initialised, no download)
+  block_baseline  `block` imported from another source tree (--baseline-src, e.g. an older
+                commit unpacked by `git archive`), to compare two versions in one run
+
+Useful FLOPs (the same count credited to every implementation, so GFLOP/s ratios are speed
+ratios): the BigBird pattern actually attended, from the block layout of this configuration.
+With P attended (query block, key block) pairs per head, block size b and head size d, the
+forward pass is 4 * P * b^2 * d per head (2 b^2 d for QK^T and 2 b^2 d for PV per pair) and the
+backward pass twice that (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q), so fwd+bwd counts
+12 * P * b^2 * d * batch * heads. Recomputation of QK^T in flash backward passes, softmax,
+masking and gathers are not counted. Dense full attention does N^2 / (P b^2) times more work
+than it is credited with. The sgemm rate is torch.matmul of two 2048x2048 fp32 matrices on
+--threads threads (best of 5 after a warm-up), measured in a fresh process before and after the
+implementations; the higher of the two is the reference for "% sgemm". Both are given by wall
+clock and by process CPU time: on a shared machine the CPU-time rates ("GFLOP/s cpu",
+"% sgemm cpu") leave out time spent waiting for a core.
 
 Each (N, impl) runs in a fresh subprocess so that peak memory is its own. Peak memory on CPU is
 the peak resident set size during the timed repetitions (VmHWM, reset through
@@ -33,7 +48,10 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPLS = ("dense", "block", "flex", "flex_plain", "flex_balanced", "triton", "transformers")
+IMPLS = (
+    "dense", "block", "block_baseline", "flex", "flex_plain", "flex_balanced", "triton",
+    "transformers",
+)  # fmt: skip
 DEFAULT_IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
 
@@ -51,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
     parser.add_argument("--json", type=Path, help="write [{N, impl, fb_ms, peak_mib}] here")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="source tree (holding bigbird_genomics/) of block_baseline",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement
     return parser.parse_args(argv)
 
@@ -85,6 +108,8 @@ def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torc
         import torch.nn.functional as F
 
         return F.scaled_dot_product_attention
+    if impl == "block_baseline":
+        impl = "block"
     if impl in ("block", "flex", "flex_plain", "flex_balanced", "triton"):
         from bigbird_genomics.attention import SparsityConfig, bigbird_attention
         from bigbird_genomics.attention.flex import flex_bigbird_attention
@@ -137,8 +162,49 @@ def _transformers_function(spec: dict, torch):  # noqa: ANN001, ANN202
     return run
 
 
+def sgemm_worker(spec: dict) -> dict:
+    """GFLOP/s of torch.matmul on two 2048x2048 matrices, best of 5 after one warm-up, by wall
+    clock and by process CPU time (which leaves out time spent waiting for a core)."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    size = 2048
+    a, b = (torch.randn(size, size, dtype=getattr(torch, spec["dtype"])) for _ in range(2))
+    torch.matmul(a, b)
+    best_wall = best_cpu = math.inf
+    for _ in range(5):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        torch.matmul(a, b)
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    flop = 2 * size**3 / 1e9
+    return {
+        "sgemm_gflops": round(flop / best_wall, 1),
+        "sgemm_cpu_gflops": round(flop / best_cpu, 1),
+    }
+
+
+def useful_gflop(spec: dict) -> float:
+    """Fwd+bwd GFLOP of the attended BigBird pattern (see the module docstring)."""
+    from bigbird_genomics.attention import SparsityConfig, block_layout
+    from bigbird_genomics.attention.layout import num_blocks_for
+
+    config = SparsityConfig(
+        block_size=BLOCK_SIZE,
+        num_window_blocks=WINDOW_BLOCKS,
+        num_global_blocks=GLOBAL_BLOCKS,
+        num_random_blocks=RANDOM_BLOCKS,
+    )
+    layout = block_layout(num_blocks_for(spec["N"], BLOCK_SIZE), config)  # one layout head
+    pairs = int((layout != 0).sum())
+    per_head = 12 * pairs * BLOCK_SIZE**2 * spec["head_dim"]
+    return per_head * spec["batch"] * spec["heads"] / 1e9
+
+
 def run_worker(spec: dict) -> dict:
     """Time fwd+bwd of one implementation at one length; returns the JSON record."""
+    if spec["impl"] == "sgemm":
+        return sgemm_worker(spec)
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -188,7 +254,9 @@ def run_worker(spec: dict) -> dict:
     else:
         peak_mib = _cpu_resident_mib()[1] - baseline
     walls, cpus = zip(*times, strict=True)
+    source = sys.modules.get("bigbird_genomics")
     return {
+        "src": str(Path(source.__file__).parent) if source else None,
         "N": spec["N"],
         "impl": spec["impl"],
         "fb_ms": round(1000 * statistics.median(walls), 2),
@@ -202,12 +270,14 @@ def run_worker(spec: dict) -> dict:
 # ---------------------------------------------------------------- driver
 
 
-def skip_reason(impl: str, device: str) -> str | None:
+def skip_reason(impl: str, device: str, baseline_src: Path | None = None) -> str | None:
     """Why an implementation cannot run here (None if it can)."""
     if impl.startswith("flex") and device == "cpu":
         return "FlexAttention has no backward pass on CPU (torch raises NotImplementedError)"
     if impl == "triton" and device == "cpu":
         return "the Triton kernels need a CUDA GPU (on CPU only their interpreter runs, for tests)"
+    if impl == "block_baseline" and baseline_src is None:
+        return "needs --baseline-src"
     if impl == "transformers":
         try:
             import transformers  # noqa: F401
@@ -219,6 +289,8 @@ def skip_reason(impl: str, device: str) -> str | None:
 def measure(spec: dict) -> dict | str:
     """Run one measurement in a fresh interpreter; the record, or the error text."""
     env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), WANDB_MODE="disabled")
+    if spec.get("src"):
+        env["PYTHONPATH"] = os.pathsep.join([spec["src"], env.get("PYTHONPATH", "")])
     process = subprocess.run(
         [sys.executable, "-P", __file__, "--worker", json.dumps(spec)],
         capture_output=True,
@@ -232,12 +304,16 @@ def measure(spec: dict) -> dict | str:
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
-    """Wall and CPU time, peak memory, block's speedup over each impl, and scaling exponents."""
+def print_table(
+    records: list[dict], ns: list[int], impls: list[str], sgemm: dict[str, float] | None
+) -> None:
+    """Time, peak memory, useful GFLOP/s and its share of sgemm, and ratios between impls."""
     by_key = {(r["N"], r["impl"]): r for r in records}
+    others = [i for i in ("dense", "transformers", "block_baseline") if i in impls]
     header = (
-        f"{'N':>7} {'impl':>13} {'fwd+bwd ms':>11} {'CPU ms':>10} {'peak MiB':>9} "
-        f"{'block speedup wall / CPU':>25}"
+        f"{'N':>7} {'impl':>14} {'fwd+bwd ms':>11} {'CPU ms':>9} {'peak MiB':>9} "
+        f"{'GFLOP/s':>8} {'% sgemm':>8} {'GFLOP/s cpu':>11} {'% sgemm cpu':>11}"
+        + "".join(f" {other + ' / block':>22}" for other in others)
     )
     print(header)
     print("-" * len(header))
@@ -247,16 +323,25 @@ def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
             record = by_key.get((n, impl))
             if record is None:
                 continue
-            ratio = ""
-            if block and impl != "block":
-                ratio = (
-                    f"{record['fb_ms'] / block['fb_ms']:.1f}x / "
-                    f"{record['fb_cpu_ms'] / block['fb_cpu_ms']:.1f}x"
-                )
-            print(
-                f"{n:>7} {impl:>13} {record['fb_ms']:>11.1f} {record['fb_cpu_ms']:>10.1f} "
-                f"{record['peak_mib']:>9.1f} {ratio:>25}"
+            share = share_cpu = ""
+            if sgemm:
+                share = f"{100 * record['gflops'] / sgemm['sgemm_gflops']:.0f}%"
+                share_cpu = f"{100 * record['gflops_cpu'] / sgemm['sgemm_cpu_gflops']:.0f}%"
+            line = (
+                f"{n:>7} {impl:>14} {record['fb_ms']:>11.1f} {record['fb_cpu_ms']:>9.1f} "
+                f"{record['peak_mib']:>9.1f} {record['gflops']:>8.1f} {share:>8} "
+                f"{record['gflops_cpu']:>11.1f} {share_cpu:>11}"
             )
+            for other in others:
+                ratio = ""
+                other_record = by_key.get((n, other))
+                if block and other_record and impl == "block":
+                    ratio = (
+                        f"{other_record['fb_ms'] / block['fb_ms']:.2f}x / "
+                        f"{other_record['fb_cpu_ms'] / block['fb_cpu_ms']:.2f}x cpu"
+                    )
+                line += f" {ratio:>22}"
+            print(line)
     if len(ns) >= 2:
         low, high = min(ns), max(ns)
         print(f"\nScaling exponent from N={low} to N={high} (log ratio / log length ratio):")
@@ -272,20 +357,39 @@ def print_table(records: list[dict], ns: list[int], impls: list[str]) -> None:
                     )
                     if a[key] > 0 and b[key] > 0
                 ]
-                print(f"  {impl:>13}: {', '.join(parts)}")
+                print(f"  {impl:>14}: {', '.join(parts)}")
 
 
-def write_json(records: list[dict], path: Path) -> None:
-    """Write the records atomically (temp file + os.replace)."""
+def write_json(records: list[dict], path: Path, sgemm: list[dict]) -> None:
+    """Write the records and the sgemm rates atomically (temp file + os.replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = [
-        {key: r[key] for key in ("N", "impl", "fb_ms", "peak_mib", "fb_cpu_ms")} for r in records
-    ]
+    keys = (
+        "N", "impl", "src", "fb_ms", "peak_mib", "fb_cpu_ms", "gflop", "gflops", "gflops_cpu",
+        "reps_ms",
+    )  # fmt: skip
+    keep = {
+        "sgemm": sgemm,
+        "records": [{key: r[key] for key in keys if key in r} for r in records],
+    }
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "w") as stream:
         json.dump(keep, stream, indent=1)
     os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are ordinary shared files
     os.replace(tmp_name, path)
+
+
+def _sgemm(args: argparse.Namespace) -> dict | None:
+    spec = {"impl": "sgemm", "threads": args.threads, "dtype": "float32"}
+    result = measure(spec)
+    if isinstance(result, str):
+        print(f"sgemm: failed ({result})", flush=True)
+        return None
+    print(
+        f"sgemm 2048x2048 fp32, {args.threads} thread(s): {result['sgemm_gflops']} GFLOP/s "
+        f"(by CPU time {result['sgemm_cpu_gflops']})",
+        flush=True,
+    )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,31 +405,45 @@ def main(argv: list[str] | None = None) -> int:
         "(median)",
         flush=True,
     )
+    sgemm = [rate for rate in [_sgemm(args)] if rate is not None] if args.device == "cpu" else []
     records = []
     for impl in impls:
-        reason = skip_reason(impl, args.device)
+        reason = skip_reason(impl, args.device, args.baseline_src)
         if reason:
             print(f"skip {impl}: {reason}", flush=True)
     for n in args.ns:
         for impl in impls:
-            if skip_reason(impl, args.device):
+            if skip_reason(impl, args.device, args.baseline_src):
                 continue
             spec = {
                 "N": n, "impl": impl, "device": args.device, "dtype": args.dtype,
                 "heads": args.heads, "head_dim": args.head_dim, "batch": args.batch,
                 "threads": args.threads, "warmup": args.warmup, "reps": args.reps,
             }  # fmt: skip
+            if impl == "block_baseline":
+                spec["src"] = str(args.baseline_src.resolve())
             result = measure(spec)
             if isinstance(result, str):
                 print(f"N={n} {impl}: failed ({result})", flush=True)
                 continue
+            result["gflop"] = round(useful_gflop(spec), 3)
+            result["gflops"] = round(result["gflop"] / (result["fb_ms"] / 1000), 1)
+            result["gflops_cpu"] = round(result["gflop"] / (result["fb_cpu_ms"] / 1000), 1)
             print(f"N={n} {impl}: {result['fb_ms']:.1f} ms {result['peak_mib']:.1f} MiB "
-                  f"(reps {result['reps_ms']})", flush=True)  # fmt: skip
+                  f"{result['gflops']:.1f} GFLOP/s (reps {result['reps_ms']}) "
+                  f"{result['src'] or ''}",
+                  flush=True)  # fmt: skip
             records.append(result)
+    if args.device == "cpu":
+        sgemm += [rate for rate in [_sgemm(args)] if rate is not None]
     print()
-    print_table(records, args.ns, impls)
+    best = None
+    if sgemm:
+        best = {key: max(s[key] for s in sgemm) for key in ("sgemm_gflops", "sgemm_cpu_gflops")}
+        print(f"sgemm before and after: {sgemm}; % sgemm uses the highest: {best}\n")
+    print_table(records, args.ns, impls, best)
     if args.json:
-        write_json(records, args.json)
+        write_json(records, args.json, sgemm)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -16,7 +16,10 @@ Models, all randomly initialised from configs (nothing is downloaded), same widt
   hf_bigbird    transformers BigBirdForSequenceClassification (block_sparse, block 64, 3 random)
   hf_bert_sdpa  transformers BertForSequenceClassification with attn_implementation="sdpa"
 
-Reported: tokens/s (batch * N / median step time) and peak memory. Each (model, N) runs in a
+Reported: tokens/s (batch * N / median step time) and peak memory. With --profile, one more
+step runs under torch.profiler and the self CPU time of its operators is summed into classes
+(PROFILE_CLASSES: attention kernels and their gathers, linear layers' matrix products,
+everything else). Each (model, N) runs in a
 fresh subprocess so peak memory is its own: on CPU the peak resident set during the timed steps
 (VmHWM, reset through /proc/self/clear_refs) minus the resident size after warm-up; on CUDA
 torch.cuda.max_memory_allocated minus memory allocated after warm-up.
@@ -57,6 +60,16 @@ SIZES = {  # hidden, layers, heads, intermediate (as conf/model/*.yaml)
 VOCAB = 4101  # 6-mers + 5 special tokens
 BLOCK, WINDOW, GLOBAL, RANDOM = 64, 3, 2, 3
 REPO = Path(__file__).resolve().parent.parent
+# Operator-name fragments of each class in --profile (first match wins; the rest is "other").
+# Linear layers run as addmm/mm (forward and backward); transformers' BigBird attention runs as
+# bmm/einsum, ours through the CPU flash kernels with index_select/index_add_ for the gathers.
+PROFILE_CLASSES = {
+    "attention": (
+        "flash_attention", "index_select", "index_add", "bmm", "softmax", "logsumexp",
+        "BlockSparseCpuAttention", "_efficient_attention", "_scaled_dot_product",
+    ),
+    "linear": ("aten::addmm", "aten::mm"),
+}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the list of results here")
+    parser.add_argument(
+        "--profile", action="store_true", help="time shares of attention / linear / other"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement
     return parser.parse_args(argv)
 
@@ -197,10 +213,12 @@ def worker(spec: dict) -> dict:
     dtype = getattr(torch, spec["dtype"])
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
+    cpu_seconds = []
+
     def one_step() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with autocast:
             loss = loss_of(tokens, mask, labels)
         loss.backward()
@@ -208,6 +226,7 @@ def worker(spec: dict) -> dict:
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
+        cpu_seconds.append(time.process_time() - start_cpu)
         return time.perf_counter() - start
 
     for _ in range(spec["warmup"]):
@@ -224,19 +243,42 @@ def worker(spec: dict) -> dict:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")  # resets VmHWM to the current RSS
         base = _rss_kib("VmRSS:") * 1024
+    cpu_seconds.clear()
     times = [one_step() for _ in range(spec["steps"])]
+    cpu_median = statistics.median(cpu_seconds)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = _rss_kib("VmHWM:") * 1024 - base
     seconds = statistics.median(times)
+    shares = _profile_shares(one_step) if spec.get("profile") else None
     return {
         **spec,
+        **({"profile_ms": shares} if shares else {}),
         "step_s": seconds,
         "tokens_per_s": spec["batch"] * spec["n"] / seconds,
+        # Process CPU time: on a shared machine it leaves out time spent waiting for a core.
+        "step_cpu_s": cpu_median,
+        "tokens_per_cpu_s": spec["batch"] * spec["n"] / cpu_median,
         "peak_mib": peak / 2**20,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def _profile_shares(one_step) -> dict[str, float]:  # noqa: ANN001
+    """Self CPU milliseconds per PROFILE_CLASSES class over one profiled step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        one_step()
+    totals = {name: 0.0 for name in (*PROFILE_CLASSES, "other")}
+    for event in prof.key_averages():
+        kind = next(
+            (name for name, parts in PROFILE_CLASSES.items() if any(p in event.key for p in parts)),
+            "other",
+        )
+        totals[kind] += event.self_cpu_time_total / 1000
+    return {name: round(ms, 1) for name, ms in totals.items()}
 
 
 # ------------------------------------------------------------------------------- driver
@@ -251,18 +293,32 @@ def measure(spec: dict) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"{'N':>6}  {'model':<13} {'tokens/s':>10} {'step s':>8} {'peak MiB':>9}  vs hf_bigbird")
+    print(
+        f"{'N':>6}  {'model':<13} {'tokens/s':>10} {'step s':>8} {'tokens/cpu-s':>12} "
+        f"{'peak MiB':>9}  vs hf_bigbird (wall / cpu)"
+    )
     for n in sorted({r["n"] for r in results}):
         rows = [r for r in results if r["n"] == n]
-        reference = next((r.get("tokens_per_s") for r in rows if r["model"] == "hf_bigbird"), None)
+        reference = next((r for r in rows if r["model"] == "hf_bigbird" and "error" not in r), None)
         for r in rows:
             if "error" in r:
                 print(f"{n:>6}  {r['model']:<13} {'error: ' + r['error']}")
                 continue
-            ratio = f"{r['tokens_per_s'] / reference:.2f}x" if reference else "-"
+            ratio = "-"
+            if reference:
+                ratio = (
+                    f"{r['tokens_per_s'] / reference['tokens_per_s']:.2f}x / "
+                    f"{r['tokens_per_cpu_s'] / reference['tokens_per_cpu_s']:.2f}x"
+                )
+            shares = ""
+            if r.get("profile_ms"):
+                total = sum(r["profile_ms"].values()) or 1.0
+                shares = "  " + ", ".join(
+                    f"{name} {100 * ms / total:.0f}%" for name, ms in r["profile_ms"].items()
+                )
             print(
                 f"{n:>6}  {r['model']:<13} {r['tokens_per_s']:>10.0f} {r['step_s']:>8.3f} "
-                f"{r['peak_mib']:>9.0f}  {ratio}"
+                f"{r['tokens_per_cpu_s']:>12.0f} {r['peak_mib']:>9.0f}  {ratio}{shares}"
             )
 
 
@@ -284,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threads": args.threads,
                 "warmup": args.warmup,
                 "steps": args.steps,
+                "profile": args.profile,
             }
             results.append(measure(spec))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)

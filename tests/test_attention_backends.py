@@ -146,6 +146,74 @@ def test_block_cpu_chunking_and_generic_path(
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
 
 
+@pytest.mark.parametrize("piece_tokens", [1, 48, 10**6])
+@pytest.mark.parametrize(
+    ("num_tokens", "block_size", "padding", "config_kwargs"),
+    [
+        (300, 16, "right", {}),  # 19 blocks: global pieces of equal size and a shorter rest
+        (250, 16, "both", {"num_global_blocks": 0}),  # no global rows
+        (256, 16, "none", {"num_random_blocks": 0}),  # window + global only
+        # 3 leading and 2 trailing global blocks, random blocks per head
+        (200, 8, "right", {"num_global_blocks": 5, "random_per_head": True}),
+        (64, 16, "both", {"num_global_blocks": 8}),  # every block global: full attention
+        (97, 16, "fully padded", {}),  # a batch element with no real token
+    ],
+)
+def test_block_cpu_global_pieces_and_patterns(
+    monkeypatch: pytest.MonkeyPatch,
+    piece_tokens: int,
+    num_tokens: int,
+    block_size: int,
+    padding: str,
+    config_kwargs: dict,
+) -> None:
+    """The CPU Function: global rows cut into key pieces of several sizes (one block, a few
+    blocks with a shorter rest, the whole sequence), other patterns, a fully padded element."""
+    monkeypatch.setattr(chunked, "GLOBAL_PIECE_TOKENS", piece_tokens)
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", 4096)
+    config = SparsityConfig(block_size=block_size, seed=3, backend="block", **config_kwargs)
+    q, k, v, weights = make_inputs(num_tokens, 4)
+    if padding == "fully padded":
+        key_padding_mask = torch.ones(BATCH, num_tokens, dtype=torch.bool)
+        key_padding_mask[1] = False
+    else:
+        key_padding_mask = padding_mask(num_tokens, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    if padding == "fully padded":  # SDPA gives NaN for rows without keys; the backends zeros
+        want = tuple(torch.nan_to_num(x, nan=0.0) for x in want)
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        assert torch.isfinite(got_tensor).all(), name
+        torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("padding", ["none", "both"])
+def test_block_cpu_bfloat16_matches_the_float32_reference(padding: str) -> None:
+    """bf16 inputs on CPU: the kernels keep the log-sum-exp in float32; outputs and gradients
+    within bf16 rounding of the float32 reference."""
+    config = SparsityConfig(block_size=16, seed=2, backend="block")
+    q, k, v, weights = make_inputs(300, 5)
+    key_padding_mask = padding_mask(300, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        *(x.bfloat16() for x in (q, k, v, weights)),
+    )
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        assert got_tensor.dtype == torch.bfloat16, name
+        scale = float(want_tensor.abs().max())
+        torch.testing.assert_close(
+            got_tensor.float(), want_tensor, atol=3e-2 * scale, rtol=3e-2, msg=name
+        )
+
+
 @pytest.fixture
 def fresh_cpu_flash_probe():  # noqa: ANN201
     """cpu_flash_available caches its verdict; forget it before and after a test changes it."""

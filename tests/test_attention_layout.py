@@ -153,3 +153,42 @@ def test_attended_blocks_per_query_stay_constant_as_length_grows() -> None:
         # Only the global query blocks attend to all blocks.
         assert int((attended > 8).sum()) == 2
     assert slots == [8, 8, 8, 8]
+
+
+def test_every_backend_has_the_protocol_signature() -> None:
+    import inspect
+
+    from bigbird_genomics.attention import BACKEND_FUNCTIONS, BACKENDS
+    from bigbird_genomics.attention.backend import AttentionBackend
+
+    assert set(BACKEND_FUNCTIONS) == set(BACKENDS) - {"auto"}
+    wanted = inspect.signature(AttentionBackend.__call__).parameters
+    for name, function in BACKEND_FUNCTIONS.items():
+        assert isinstance(function, AttentionBackend), name
+        got = inspect.signature(function).parameters
+        for parameter in list(wanted.values())[1:]:  # all but self
+            assert parameter.name in got, (name, parameter.name)
+            assert got[parameter.name].kind == parameter.kind, (name, parameter.name)
+            assert got[parameter.name].default == parameter.default, (name, parameter.name)
+
+
+def test_layouts_and_plans_share_one_bounded_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bigbird_genomics.attention import plans
+
+    plans.clear_plans()
+    config = SparsityConfig(block_size=16, random_per_head=True)
+    first = gather_plan(12, config, 0, None, 2, torch.device("cpu"))
+    assert gather_plan(12, config, 0, None, 2, torch.device("cpu")) is first
+    kinds = plans.cached_kinds()
+    assert kinds == {
+        "bigbird_genomics.attention.layout._layout_array": 1,
+        "bigbird_genomics.attention.block.gather_plan": 1,
+    }
+    gather_plan.cache_clear()  # this builder's entries only
+    assert plans.cached_kinds() == {"bigbird_genomics.attention.layout._layout_array": 1}
+    monkeypatch.setattr(plans, "MAX_ENTRIES", 3)
+    for step in range(5):
+        block_layout(12, config, step=step, num_heads=2)
+    assert sum(plans.cached_kinds().values()) == 3
+    plans.clear_plans()
+    assert plans.cached_kinds() == {}

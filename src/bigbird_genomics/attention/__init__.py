@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import torch
 
+from bigbird_genomics.attention.backend import AttentionBackend
 from bigbird_genomics.attention.block import block_attention
 from bigbird_genomics.attention.config import BACKENDS, SparsityConfig
-from bigbird_genomics.attention.dense import dense_attention, full_attention
+from bigbird_genomics.attention.dense import dense_attention, full_backend
 from bigbird_genomics.attention.first_row import first_row_attention
 from bigbird_genomics.attention.flex import flex_bigbird_attention
 from bigbird_genomics.attention.layout import block_layout, dense_mask, num_blocks_for
@@ -58,6 +59,16 @@ __all__ = [
     "first_row_attention",
     "resolve_backend",
 ]
+
+
+# The function behind each concrete backend name (`auto` resolves to one of them).
+BACKEND_FUNCTIONS: dict[str, AttentionBackend] = {
+    "dense": dense_attention,
+    "block": block_attention,
+    "flex": flex_bigbird_attention,
+    "triton": triton_bigbird_attention,
+    "full": full_backend,
+}
 
 
 # Up to this many blocks dense SDPA with the [N, N] mask beats gathering. Measured on CPU (1 thread,
@@ -100,7 +111,9 @@ def bigbird_attention(
 ) -> torch.Tensor:
     """BigBird attention of q, k, v [batch, heads, tokens, head_dim] -> same shape as q.
 
-    `key_padding_mask`: bool [batch, tokens], True = real token. `step`: None for the fixed
+    Validates the inputs and dispatches to the backend `resolve_backend` names (every backend
+    has the signature of `backend.AttentionBackend`). `key_padding_mask`: bool [batch, tokens],
+    True = real token. `step`: None for the fixed
     (deterministic) layout; the training step to re-draw random blocks per step.
     """
     if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
@@ -109,15 +122,7 @@ def bigbird_attention(
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
     config.validate()
-    backend = resolve_backend(config, q)
-    if backend == "full":
-        return full_attention(q, k, v, key_padding_mask)
-    functions = {
-        "dense": dense_attention,
-        "block": block_attention,
-        "flex": flex_bigbird_attention,
-        "triton": triton_bigbird_attention,
-    }
-    return functions[backend](
+    function = BACKEND_FUNCTIONS[resolve_backend(config, q)]
+    return function(
         q, k, v, config, layer_index=layer_index, key_padding_mask=key_padding_mask, step=step
     )

@@ -1,18 +1,19 @@
 """The `block` backend: gather each query block's key blocks, then one batched SDPA over them.
 
 Memory is O(N): every non-global query block sees at most window + global + random key blocks.
-Global query blocks attend to every key, which costs O(N) per global block.
+Global query blocks attend to every key, which costs O(N) per global block. On CPU (when its
+flash kernels pass their check) the whole pattern runs in chunked.BlockSparseCpuAttention;
+elsewhere through index_select + SDPA under autograd.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
-from bigbird_genomics.attention.chunked import ChunkedGatherAttention, cpu_flash_available
+from bigbird_genomics.attention.chunked import BlockSparseCpuAttention, CpuPlan, cpu_flash_available
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.layout import (
     NONE,
@@ -27,6 +28,7 @@ from bigbird_genomics.attention.masking import (
     real_token_mask,
     zero_padded_queries,
 )
+from bigbird_genomics.attention.plans import cached_plan
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,10 @@ class GatherPlan:
     key_blocks: torch.Tensor  # long [layout_heads, middle, slots]: key block per slot
     flat_index: torch.Tensor  # long [heads * middle * slots]: rows of k.view(B, H*blocks, ...)
     slot_valid: torch.Tensor | None  # bool [layout_heads, middle, slots]; None = all valid
+    cpu: CpuPlan  # the same, as the CPU Function takes it
 
 
-@lru_cache(maxsize=64)
+@cached_plan
 def gather_plan(
     num_blocks: int,
     config: SparsityConfig,
@@ -60,13 +63,15 @@ def gather_plan(
     order = attended_first(allowed)[..., :num_slots]
     slot_valid = torch.gather(allowed, -1, order)
     heads_offset = torch.arange(num_heads).view(num_heads, 1, 1) * num_blocks
-    flat_index = (order.expand(num_heads, -1, -1) + heads_offset).reshape(-1)
+    index = (order.expand(num_heads, -1, -1) + heads_offset).to(device)
+    slot_valid = None if bool(slot_valid.all()) else slot_valid.to(device)
     return GatherPlan(
         leading=leading,
         trailing=trailing,
         key_blocks=order.to(device),
-        flat_index=flat_index.to(device),
-        slot_valid=None if bool(slot_valid.all()) else slot_valid.to(device),
+        flat_index=index.reshape(-1),
+        slot_valid=slot_valid,
+        cpu=CpuPlan(config.block_size, leading, trailing, index, slot_valid),
     )
 
 
@@ -88,6 +93,9 @@ def block_attention(
     real = real_token_mask(key_padding_mask, batch, num_tokens, num_padded, q.device)
     q, k, v = (pad_tokens(x, num_padded) for x in (q, k, v))
     plan = gather_plan(num_blocks, config, layer_index, step, heads, q.device)
+    if q.device.type == "cpu" and cpu_flash_available():
+        out = BlockSparseCpuAttention.apply(q, k, v, plan.cpu, real)
+        return zero_padded_queries(out, real)[:, :, :num_tokens]
     lead_end = plan.leading * block_size
     trail_start = num_padded - plan.trailing * block_size
 
@@ -130,17 +138,11 @@ def _middle_blocks(
     if mask is not None:
         has_key = mask.any(dim=-1, keepdim=True)
         mask = mask | ~has_key  # rows without keys attend to all, then are zeroed (no NaN)
-    if q.device.type == "cpu" and cpu_flash_available():
-        out = ChunkedGatherAttention.apply(
-            queries, key_blocks, value_blocks, plan.flat_index.view(heads, middle, -1), mask
-        )
-    else:
-        gathered_shape = (batch * heads, middle, -1, head_dim)
-        keys, values = (
-            x.index_select(1, plan.flat_index).view(gathered_shape)
-            for x in (key_blocks, value_blocks)
-        )
-        out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
+    gathered_shape = (batch * heads, middle, -1, head_dim)
+    keys, values = (
+        x.index_select(1, plan.flat_index).view(gathered_shape) for x in (key_blocks, value_blocks)
+    )
+    out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
     if has_key is not None and not bool(has_key.all()):
         out = out.masked_fill(~has_key, 0.0)
     # reshape, not view: CUDA's SDPA kernels may return [B*H, middle, block, d] with other strides

@@ -42,3 +42,17 @@ def full_attention(
     real = real_token_mask(key_padding_mask, batch, num_tokens, num_tokens, q.device)
     mask = None if real is None else real[:, None, None, :]
     return zero_padded_queries(masked_sdpa(q, k, v, mask), real)
+
+
+def full_backend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    config: SparsityConfig,
+    *,
+    layer_index: int = 0,
+    key_padding_mask: torch.Tensor | None = None,
+    step: int | None = None,
+) -> torch.Tensor:
+    """`full_attention` with the backend signature (the pattern arguments do not apply)."""
+    return full_attention(q, k, v, key_padding_mask)

@@ -11,8 +11,6 @@ cheap here: no sparse kernel is needed.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
 from bigbird_genomics.attention.config import SparsityConfig
@@ -23,6 +21,7 @@ from bigbird_genomics.attention.layout import (
     num_blocks_for,
 )
 from bigbird_genomics.attention.masking import masked_sdpa, real_token_mask, zero_padded_queries
+from bigbird_genomics.attention.plans import cached_plan
 
 
 def first_row_attention(
@@ -56,7 +55,7 @@ def first_row_attention(
     return zero_padded_queries(out, None if real is None else real[:, :1])
 
 
-@lru_cache(maxsize=64)
+@cached_plan
 def _row_zero_keys(
     num_tokens: int,
     config: SparsityConfig,

@@ -13,7 +13,7 @@ the stock-PyTorch fallback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from bigbird_genomics.attention.flex_balanced import balanced_flex_attention, ba
 from bigbird_genomics.attention.flex_tiles import TileLists, pad_to_tiles, tile_lists, tile_tokens
 from bigbird_genomics.attention.layout import NONE, block_layout, num_blocks_for
 from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero_padded_queries
+from bigbird_genomics.attention.plans import cached_plan
 
 try:  # torch >= 2.9 asks for the log-sum-exp through return_aux; older ones through return_lse
     from torch.nn.attention.flex_attention import AuxRequest
@@ -55,7 +56,7 @@ class FlexLayout:
     unpadded_mask: BlockMask  # the mask when no key is padded
 
 
-@lru_cache(maxsize=32)
+@cached_plan
 def flex_layout(
     num_blocks: int,
     config: SparsityConfig,

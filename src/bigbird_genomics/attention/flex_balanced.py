@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +29,7 @@ from torch.nn.attention.flex_attention import BlockMask
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.flex_tiles import TileLists, pad_to_tiles, tile_lists, tile_tokens
 from bigbird_genomics.attention.layout import NONE, block_layout, global_block_ids
+from bigbird_genomics.attention.plans import cached_plan
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def balance_layout(
     return allowed, query_source, key_source, query_copies, key_copies
 
 
-@lru_cache(maxsize=32)
+@cached_plan
 def balanced_layout(
     num_blocks: int,
     config: SparsityConfig,

@@ -7,12 +7,12 @@ the gather indices of the block backend, the FlexAttention BlockMask), so they c
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from bigbird_genomics.attention.config import SparsityConfig
+from bigbird_genomics.attention.plans import cached_plan
 
 # Codes in the layout matrix; 0 means "not attended". Global wins over window over random.
 NONE, WINDOW, GLOBAL, RANDOM = 0, 1, 2, 3
@@ -44,7 +44,7 @@ def _seed_entropy(config: SparsityConfig, layer_index: int, step: int | None) ->
     return [config.seed, layer_index] + ([] if step is None else [1, step])
 
 
-@lru_cache(maxsize=32)
+@cached_plan
 def _layout_array(
     num_blocks: int, config: SparsityConfig, layer_index: int, step: int | None, layout_heads: int
 ) -> np.ndarray:

@@ -13,7 +13,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -22,6 +22,7 @@ from bigbird_genomics.attention import segments
 from bigbird_genomics.attention.config import SparsityConfig
 from bigbird_genomics.attention.layout import NONE, block_layout, num_blocks_for
 from bigbird_genomics.attention.masking import pad_tokens, real_token_mask, zero_padded_queries
+from bigbird_genomics.attention.plans import cached_plan
 from bigbird_genomics.attention.segments import SegmentTable, segment_table
 
 LOG2E = math.log2(math.e)
@@ -122,7 +123,7 @@ class TritonPlan:
     layout_heads: int
 
 
-@lru_cache(maxsize=64)
+@cached_plan
 def triton_plan(
     num_blocks: int,
     config: SparsityConfig,
