@@ -135,6 +135,7 @@ def test_triton_kernels_match_masked_sdpa_outputs_and_gradients(
     assert_matches_oracle(config, inputs, padding_mask(num_tokens, padding), layer_index=2)
 
 
+@pytest.mark.slow  # ~35 s in Triton's interpreter
 def test_triton_heads_with_different_column_segments(
     interpreted: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,6 +185,7 @@ def test_triton_refuses_what_its_kernels_cannot_run(monkeypatch: pytest.MonkeyPa
         assert reason is not None and (name in reason or "Triton is not installed" in reason)
 
 
+@pytest.mark.slow  # ~12 s: a real sm_90 compile
 def test_triton_kernels_compile_for_an_h100() -> None:
     """The compiled (not interpreted) kernels, built for sm_90 with Triton's bundled ptxas."""
     pytest.importorskip("triton", reason="Triton is not installed (pip install triton)")
@@ -200,6 +202,7 @@ def test_triton_kernels_compile_for_an_h100() -> None:
     assert result.stdout.count("bf16 ") == 3, result.stdout
 
 
+@pytest.mark.slow  # ~40 s in Triton's interpreter
 def test_kernels_pass_their_run_time_check(interpreted: None) -> None:
     """`auto` on CUDA uses the kernels only after this check passes on the machine at hand."""
     triton_backend.verified.cache_clear()
