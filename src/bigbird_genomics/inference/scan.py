@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.atomic import temp_prefix
 from bigbird_genomics.io.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
 from bigbird_genomics.io.labels import CLASS_LABEL, header_fields
 from bigbird_genomics.io.writers import atomic_open
@@ -381,11 +382,12 @@ def predict_fasta(
 
 @contextlib.contextmanager
 def _temporary_text(beside: str | os.PathLike[str]) -> Iterator[IO[str]]:
-    """A scratch text file beside an output (same disk), removed afterwards."""
+    """A scratch text file beside an output (same disk), removed afterwards; named like the
+    output's own temporaries, so a run killed outright leaves nothing the next one keeps."""
     directory = Path(beside).parent
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
-        "w+", encoding="utf-8", dir=directory, prefix=".windows.", suffix=".tmp"
+        "w+", encoding="utf-8", dir=directory, prefix=temp_prefix(beside), suffix=".windows"
     ) as stream:
         yield stream
 
