@@ -431,8 +431,9 @@ def tokenize_fasta(
 
     Records are cut into windows of at most `max_tokens` k-mer tokens (no [CLS]) overlapping
     by `overlap_bp`; a record's windows all go to one split. Records shorter than k give no
-    tokens and are listed in meta["skipped_records"]. A label table, when given, is the only
-    source of labels (header `label=`/`labels=` are then ignored); `split=` still applies.
+    tokens and are listed in meta["skipped_records"]. A label table, when given, is the source
+    of labels: header `label=`/`labels=`/`class=` may repeat its values but not contradict
+    them (a LabelError names both); `split=` still applies.
     """
     fasta, out_dir = Path(fasta), Path(out_dir)
     if max_tokens < 1:
@@ -569,6 +570,7 @@ def _write_examples(
                 if labels is None:
                     missing.append(record.id)
                     continue
+                table.check_header(record.id, record.description, where)
             else:
                 labels = header_labels(record.description, where)
                 count = 0 if labels is None else len(labels)
