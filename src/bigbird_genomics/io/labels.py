@@ -40,26 +40,36 @@ class LabelTable:
     path: Path | None = None
     lines: dict[str, int] = field(default_factory=dict, repr=False)  # id -> file line number
 
-    def check_header(self, record_id: str, description: str, where: str) -> None:
-        """Refuse a record whose header labels contradict this table's row for it.
+    def contradiction(self, record_id: str, description: str, where: str) -> str | None:
+        """How a record's header labels contradict this table's row for it, or None.
 
-        The table is the label source when given; a header that says otherwise means one of
-        the two is out of date, and training on either would be a silent guess.
+        The table is the label source when given; a header with as many labels that says
+        otherwise means one of the two is out of date, and training on either would be a silent
+        guess. Header labels of another count (another task's) are left to the table.
         """
         try:
             header = header_labels(description, where)
         except LabelError:  # `label=promoter`: not 0/1 labels, so nothing to contradict
-            return
+            return None
         table = self.values.get(record_id)
-        if header is None or table is None:
+        if header is None or table is None or header.shape != table.shape:
+            return None
+        if np.array_equal(header, table):
+            return None
+        return (
+            f"{where} says {_shown(header)}, line {self.lines.get(record_id, '?')} of the "
+            f"table says {_shown(table)}"
+        )
+
+    def check_contradictions(self, contradictions: list[str]) -> None:
+        """Refuse the table if any record's header labels contradict it, naming both sources."""
+        if not contradictions:
             return
-        if header.shape == table.shape and np.array_equal(header, table):
-            return
+        shown = "; ".join(contradictions[:3]) + ("; ..." if len(contradictions) > 3 else "")
         raise LabelError(
-            f"{where}: header labels {_shown(header)} contradict {self.path}: line "
-            f"{self.lines.get(record_id, '?')}, which gives {_shown(table)} "
-            f"({', '.join(self.names)}); fix the one that is wrong, or remove the header's "
-            "label=/labels=/class= fields to let the table decide"
+            f"{self.path}: the labels ({', '.join(self.names)}) of {len(contradictions)} "
+            f"record(s) contradict their FASTA header labels: {shown}. Fix the source that is "
+            "wrong, or remove the headers' label=/labels=/class= fields to let the table decide"
         )
 
 

@@ -432,8 +432,8 @@ def tokenize_fasta(
     Records are cut into windows of at most `max_tokens` k-mer tokens (no [CLS]) overlapping
     by `overlap_bp`; a record's windows all go to one split. Records shorter than k give no
     tokens and are listed in meta["skipped_records"]. A label table, when given, is the source
-    of labels: header `label=`/`labels=`/`class=` may repeat its values but not contradict
-    them (a LabelError names both); `split=` still applies.
+    of labels: header `label=`/`labels=`/`class=` with as many labels may repeat its values but
+    not contradict them (a LabelError names both); `split=` still applies.
     """
     fasta, out_dir = Path(fasta), Path(out_dir)
     if max_tokens < 1:
@@ -553,6 +553,7 @@ def _write_examples(
     header_splits: list[str | None] = []
     skipped: list[str] = []
     missing: list[str] = []
+    contradictions: list[str] = []  # header labels that disagree with the table
     label_names: list[str] = list(table.names) if table is not None else []
     label_source = "sidecar" if table is not None else None
     first_where, first_count = "", 0
@@ -570,7 +571,9 @@ def _write_examples(
                 if labels is None:
                     missing.append(record.id)
                     continue
-                table.check_header(record.id, record.description, where)
+                conflict = table.contradiction(record.id, record.description, where)
+                if conflict is not None:
+                    contradictions.append(conflict)
             else:
                 labels = header_labels(record.description, where)
                 count = 0 if labels is None else len(labels)
@@ -603,6 +606,8 @@ def _write_examples(
                 record_labels[record_index] = labels
     if table is not None and (missing or set(table.values) - set(record_ids)):
         check_ids(table, record_ids, fasta)
+    if table is not None:
+        table.check_contradictions(contradictions)
     example_windows = np.concatenate(windows)
     if len(example_windows) == 0:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
