@@ -23,13 +23,16 @@ from torchmetrics.functional.classification import (  # noqa: E402
     binary_roc,
 )
 
+from bigbird_genomics.io.atomic import remove_stale, temp_prefix  # noqa: E402
+
 MAX_CURVES = 12  # more labels than this: plot the first ones, the legend stays readable
 
 
 def save_figure(figure: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    remove_stale(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".png")
     os.close(handle)
     try:
         figure.savefig(temporary, dpi=110, bbox_inches="tight")
