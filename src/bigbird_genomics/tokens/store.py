@@ -3,7 +3,8 @@
 Layout of a data set directory (written atomically: built in a temp directory, then renamed):
 
 - `meta.json`: format, tokenizer (k, stride, vocab hash), window settings, sources + sha256,
-  label names/groups, split counts, FASTA policy and counts of N / ambiguity codes.
+  label names/groups, split counts, FASTA policy and counts of N / ambiguity codes, and
+  `files`: bytes + sha256 of every other file (sizes checked on open, checksums by `verify`).
 - `tokens.bin`: every example's k-mer ids back to back, raw `meta["token_dtype"]` (uint16
   while the vocabulary fits, i.e. k <= 7); `offsets.npy`: int64 [examples + 1] into it.
 - `windows.npy`: int64 [examples, 3] = (record index, start bp, end bp), 0-based half-open
@@ -188,7 +189,7 @@ class TokenizedDataset:
             )
         return array
 
-    def verify(self, progress: bool = False) -> list[str]:
+    def verify(self) -> list[str]:
         """Read every file: sha256 against meta.json, token ids against the vocabulary, labels
         against their kind. Returns what was checked; raises DatasetFormatError at a problem."""
         checked = []
@@ -462,6 +463,7 @@ def tokenize_fasta(
             fasta, temp, tokenizer, table, window_bp, max_tokens, overlap_bp, policy
         )
         header_splits = meta.pop("_header_splits")
+        tokens_sha256 = meta.pop("_tokens_sha256")
         example_records = np.asarray(np.load(temp / "windows.npy")[:, 0], dtype=np.int64)
         has_examples = np.zeros(len(header_splits), dtype=bool)
         has_examples[example_records] = True
@@ -495,7 +497,10 @@ def tokenize_fasta(
             sources["label_groups"] = _source(Path(label_groups_table))
         meta["sources"] = sources
         meta["files"] = {
-            name: {"bytes": (temp / name).stat().st_size, "sha256": sha256_file(temp / name)}
+            name: {
+                "bytes": (temp / name).stat().st_size,
+                "sha256": tokens_sha256 if name == "tokens.bin" else sha256_file(temp / name),
+            }
             for name in sorted(_own_files(meta) - {"meta.json"})
         }
         (temp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -558,6 +563,7 @@ def _write_examples(
     label_source = "sidecar" if table is not None else None
     first_where, first_count = "", 0
     num_bases = num_n = num_ambiguous = 0
+    tokens_digest = hashlib.sha256()
     with open(temp / "tokens.bin", "wb") as tokens_out:
         for record in read_fasta(fasta, policy):
             where = record.where()
@@ -596,7 +602,9 @@ def _write_examples(
             tokens, starts, ends, counts = _window_tokens(
                 tokenizer, record.sequence, window_bp, overlap_bp
             )
-            tokens_out.write(tokens.tobytes())
+            data = tokens.tobytes()
+            tokens_digest.update(data)  # hashed as written: no second pass over a large file
+            tokens_out.write(data)
             record_index = len(record_ids) - 1
             spans = np.empty((len(starts), 3), dtype=np.int64)
             spans[:, 0], spans[:, 1], spans[:, 2] = record_index, starts, ends
@@ -649,6 +657,7 @@ def _write_examples(
         "label_source": label_source,
         "policy": asdict(policy),
         "_header_splits": header_splits,
+        "_tokens_sha256": tokens_digest.hexdigest(),
     }
 
 
