@@ -227,6 +227,23 @@ def test_stale_fai_with_a_kept_time_stamp_is_rebuilt(tmp_path: Path) -> None:
     assert window.sequence == chr2[100:180]
 
 
+def test_stale_fai_in_a_read_only_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bigbird_genomics.io import intervals
+
+    rng = np.random.default_rng(1)
+    genome = write_fasta(tmp_path / "g.fa", [("chr1", dna(rng, 500)), ("chr2", dna(rng, 500))])
+    intervals.open_genome(genome)
+    stamp = genome.stat().st_mtime - 100
+    write_fasta(genome, [("chr1", dna(rng, 200)), ("chr2", dna(rng, 900))])
+    os.utime(genome, (stamp, stamp))
+    # tests may run as root, for whom every folder is writable: make this one look read-only
+    monkeypatch.setattr(intervals.os, "access", lambda path, mode: mode != os.W_OK)
+    with pytest.raises(intervals.IntervalError, match=r"g.fa.fai: .*does not fit.*read-only"):
+        intervals.open_genome(genome)
+
+
 # --- text that is not UTF-8 -------------------------------------------------------------------
 
 

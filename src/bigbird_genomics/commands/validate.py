@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(check_data(path))
     if not args.fasta:
         return 0
-
     policy = FastaPolicy(
         ambiguity="to_n" if args.ambiguity == "to-n" else "error",
         keep_soft_mask=True,
