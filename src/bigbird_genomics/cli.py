@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from types import ModuleType
 
 from bigbird_genomics import __version__
 from bigbird_genomics.errors import UserError
+
+INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (128 + 2)
 
 # command name -> (module, one-line help). A dict, not a plugin registry: the list is the docs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -80,8 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     module, sub_parser = command_parser(name)
     args = sub_parser.parse_args(argv[1:])
+    previous = _terminate_as_interrupt()
     try:
         return int(module.run(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: outputs are atomic, nothing half-written
+        print(
+            f"bigbird-genomics {name}: interrupted (unfinished outputs were removed)",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -92,6 +103,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt() -> signal.Handlers | None:
+    """Handle SIGTERM (`kill`, a scheduler's time limit) like Ctrl-C, so the atomic writers'
+    cleanup runs; returns the handler to restore (None off the main thread, where Python
+    cannot set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

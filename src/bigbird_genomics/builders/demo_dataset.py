@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bigbird_genomics.builders.demo import write_demo_data
+from bigbird_genomics.io.atomic import remove_stale, temp_prefix
 from bigbird_genomics.tokens.kmers import KmerTokenizer
 from bigbird_genomics.tokens.store import tokenize_fasta
 
@@ -19,7 +20,8 @@ def _atomic_dir(target: Path, build: Callable[[Path], object]) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    remove_stale(target)
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix(target)))
     try:
         build(temporary)
         os.replace(temporary, target)

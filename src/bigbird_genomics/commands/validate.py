@@ -1,4 +1,4 @@
-"""`bigbird-genomics validate`: check FASTA files and summarise what is in them."""
+"""`bigbird-genomics validate`: check FASTA files and tokenized data sets, and summarise them."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ if TYPE_CHECKING:  # imported lazily at run time so `--help` stays fast
 HELP = (
     "Check FASTA files (plain, gzip or bgzip) and print one summary line per file: records, "
     "bases, shortest/longest record, N bases, IUPAC ambiguity codes read as N, soft-masked "
-    "(lower-case) bases. Stops at the first problem with its file, record and line."
+    "(lower-case) bases. Stops at the first problem with its file, record and line. With "
+    "--data, check tokenized data sets: every file's size, shape and sha256 against its "
+    "meta.json, and every token id against the vocabulary."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("fasta", nargs="+", type=Path, help="FASTA files to check")
+    parser.add_argument("fasta", nargs="*", type=Path, help="FASTA files to check")
+    parser.add_argument(
+        "--data", type=Path, action="append", default=[], metavar="DIR",
+        help="a tokenized data set to check in full (repeatable)",
+    )
     parser.add_argument(
         "--ambiguity",
         choices=("to-n", "error"),
@@ -49,9 +55,25 @@ def summarise(path: Path, policy: FastaPolicy) -> dict:
     return summary
 
 
+def check_data(path: Path) -> str:
+    """One line on a tokenized data set, after reading all of it (sha256, token ids)."""
+    from bigbird_genomics.tokens.store import TokenizedDataset
+
+    data = TokenizedDataset(path)
+    checked = data.verify()
+    return f"{path}: ok, {len(data)} examples; " + ", ".join(checked)
+
+
 def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.errors import UserError
     from bigbird_genomics.io.fasta import FastaPolicy
 
+    if not args.fasta and not args.data:
+        raise UserError("give FASTA files to check, or --data DIR for a tokenized data set")
+    for path in args.data:
+        print(check_data(path))
+    if not args.fasta:
+        return 0
     policy = FastaPolicy(
         ambiguity="to_n" if args.ambiguity == "to-n" else "error",
         keep_soft_mask=True,

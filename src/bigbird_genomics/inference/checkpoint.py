@@ -96,6 +96,7 @@ class LoadedModel:
     block_size: int
     hparams: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    path: Path | None = None  # the checkpoint file, for messages
 
     @property
     def strand_symmetric(self) -> bool:
@@ -125,7 +126,21 @@ class LoadedModel:
             table = self.tokenizer.reverse_complement_ids()
             other = [table[np.asarray(example, dtype=np.int64)[::-1]] for example in tokens]
             probs = (probs + self._predict_one_strand(other)) / 2
+        self._check_finite(probs)
         return probs
+
+    def _check_finite(self, probs: np.ndarray) -> None:
+        """Refuse NaN / infinite probabilities: every metric and table built on them would look
+        like a result (NaN compares false, so a NaN reads as a negative call)."""
+        bad = ~np.isfinite(probs)
+        if bad.any():
+            rows = int(bad.any(axis=1).sum())
+            raise CheckpointError(
+                f"checkpoint {self.path or '(in memory)'}: the model gives non-finite (NaN or "
+                f"infinite) probabilities for {rows} of {len(probs)} input(s); its weights are "
+                "damaged (a diverged or corrupted training run): use an earlier checkpoint of "
+                "the run, or retrain (a lower learning rate, gradient clipping)"
+            )
 
     def _predict_one_strand(self, tokens: list[np.ndarray]) -> np.ndarray:
         """Probabilities [batch, labels]: adds [CLS], pads to the block size, no dropout.
@@ -204,6 +219,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         block_size=int(hparams["attention"]["block_size"]),
         hparams=hparams,
         device=device,
+        path=Path(path),
     )
 
 

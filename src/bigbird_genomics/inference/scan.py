@@ -50,6 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.atomic import temp_prefix
 from bigbird_genomics.io.bed_out import Peak, PeakMerger, write_peaks
 from bigbird_genomics.io.bigwig import bigwig_path, write_bigwig
 from bigbird_genomics.io.fasta import FastaPolicy, FastaRecord, read_fasta, reverse_complement
@@ -537,11 +538,12 @@ def _peaks_by_record(wide: Path, labels: Sequence[str], threshold: float) -> Ite
 
 @contextlib.contextmanager
 def _temporary_text(beside: str | os.PathLike[str]) -> Iterator[IO[str]]:
-    """A scratch text file beside an output (same disk), removed afterwards."""
+    """A scratch text file beside an output (same disk), removed afterwards; named like the
+    output's own temporaries, so a run killed outright leaves nothing the next one keeps."""
     directory = Path(beside).parent
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
-        "w+", encoding="utf-8", dir=directory, prefix=".windows.", suffix=".tmp"
+        "w+", encoding="utf-8", dir=directory, prefix=temp_prefix(beside), suffix=".windows"
     ) as stream:
         yield stream
 

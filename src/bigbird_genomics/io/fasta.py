@@ -254,7 +254,9 @@ class _FastaReader:
             title = raw_header.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise FastaFormatError(
-                f"{self.path}: line {line}: header is not UTF-8 text; is this a binary file?"
+                f"{self.path}: line {line}: header is not UTF-8 text; save the FASTA as "
+                f"UTF-8 (from latin-1: `iconv -f latin1 -t utf-8 {self.path} > converted.fa`), "
+                "or check that it is not a binary file"
             ) from None
         if not title:
             raise FastaFormatError(

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.atomic import atomic_path
+from bigbird_genomics.io.text import utf8_errors
 
 STRANDS = ("+", "-", ".")
 DECOMPRESS_CHUNK = 1 << 20
@@ -81,7 +82,7 @@ def read_bed(path: str | os.PathLike) -> list[Interval]:
     if not path.is_file():
         raise IntervalError(f"{path}: no such BED file")
     intervals: list[Interval] = []
-    with open(path, encoding="utf-8") as handle:
+    with utf8_errors(path, IntervalError, "BED file"), open(path, encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip() or text.startswith(("#", "track", "browser")):
                 continue
@@ -127,19 +128,66 @@ def _index_path(path: Path) -> str | None:
     return str(cache / f"{path.name}.{digest}.fai")
 
 
+def _stale_index(path: Path, index: Path) -> str | None:
+    """Why the .fai `index` does not describe the FASTA `path` (None when it does).
+
+    pyfaidx rebuilds an index older than its FASTA, but a FASTA copied or synced with its old
+    time stamp (`cp -p`, rsync, an archive) looks fresh, and a stale index then cuts sequences
+    at the wrong bytes ('>' and header text inside a window). So each entry's bytes are checked
+    where it says they are: a newline before the sequence, no '>' in its first line, and its
+    end inside the file. One short read per sequence; bgzip files are checked by time only.
+    """
+    if index.stat().st_mtime < path.stat().st_mtime:
+        return "it is older than the FASTA"
+    with open(path, "rb") as handle:
+        if handle.read(2) == b"\x1f\x8b":
+            return None
+        size = path.stat().st_size
+        with open(index, encoding="utf-8", errors="replace") as entries:
+            for number, line in enumerate(entries, start=1):
+                fields = line.rstrip("\n").split("\t")
+                try:
+                    name = fields[0]
+                    length, offset, line_bases, line_bytes = (int(v) for v in fields[1:5])
+                except ValueError:
+                    return f"line {number} is not a .fai entry"
+                lines = -(-length // line_bases) if line_bases else 0
+                end = offset + length + lines * (line_bytes - line_bases)
+                if offset < 1 or end > size + (line_bytes - line_bases):
+                    return f"sequence {name!r} would end past the end of the FASTA"
+                handle.seek(offset - 1)
+                first = handle.read(1 + min(length, line_bases))
+                if first[:1] != b"\n" or b">" in first[1:]:
+                    return f"sequence {name!r} does not start where the index says"
+    return None
+
+
 def open_genome(
     path: str | os.PathLike, decompress_to: str | os.PathLike | None = None
 ) -> pyfaidx.Fasta:
     """Open a plain or bgzip FASTA genome for random access (builds the .fai if needed).
 
     A plain-gzip genome (most downloads: hg38.fa.gz) has no random access; with `decompress_to`
-    it is decompressed there once (`decompress_genome`) and that copy is opened instead.
+    it is decompressed there once (`decompress_genome`) and that copy is opened instead. An
+    index that no longer fits its FASTA is rebuilt (`_stale_index`).
     """
     path = Path(path)
     if not path.is_file():
         raise IntervalError(f"{path}: no such genome FASTA")
+    index_name = _index_path(path)
+    index = Path(index_name or f"{path}.fai")
+    if index.is_file():
+        reason = _stale_index(path, index)
+        if reason is not None:
+            if not os.access(index.parent, os.W_OK):
+                raise IntervalError(
+                    f"{index}: this index does not fit {path} ({reason}: the FASTA changed "
+                    f"after indexing) and its folder is read-only; rebuild it with "
+                    f"`samtools faidx {path}` where you can write, or ask the owner to"
+                )
+            index.unlink()
     try:
-        return pyfaidx.Fasta(str(path), indexname=_index_path(path), as_raw=True)
+        return pyfaidx.Fasta(str(path), indexname=index_name, as_raw=True)
     except pyfaidx.UnsupportedCompressionFormat:
         if decompress_to is None:
             raise IntervalError(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.text import utf8_errors
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 CLASS_LABEL = "class"  # the one label of multi-class data: a class index, not a 0/1 flag
@@ -37,6 +38,39 @@ class LabelTable:
     names: list[str]
     values: dict[str, np.ndarray] = field(repr=False)
     path: Path | None = None
+    lines: dict[str, int] = field(default_factory=dict, repr=False)  # id -> file line number
+
+    def contradiction(self, record_id: str, description: str, where: str) -> str | None:
+        """How a record's header labels contradict this table's row for it, or None.
+
+        The table is the label source when given; a header with as many labels that says
+        otherwise means one of the two is out of date, and training on either would be a silent
+        guess. Header labels of another count (another task's) are left to the table.
+        """
+        try:
+            header = header_labels(description, where)
+        except LabelError:  # `label=promoter`: not 0/1 labels, so nothing to contradict
+            return None
+        table = self.values.get(record_id)
+        if header is None or table is None or header.shape != table.shape:
+            return None
+        if np.array_equal(header, table):
+            return None
+        return (
+            f"{where} says {_shown(header)}, line {self.lines.get(record_id, '?')} of the "
+            f"table says {_shown(table)}"
+        )
+
+    def check_contradictions(self, contradictions: list[str]) -> None:
+        """Refuse the table if any record's header labels contradict it, naming both sources."""
+        if not contradictions:
+            return
+        shown = "; ".join(contradictions[:3]) + ("; ..." if len(contradictions) > 3 else "")
+        raise LabelError(
+            f"{self.path}: the labels ({', '.join(self.names)}) of {len(contradictions)} "
+            f"record(s) contradict their FASTA header labels: {shown}. Fix the source that is "
+            "wrong, or remove the headers' label=/labels=/class= fields to let the table decide"
+        )
 
 
 def header_fields(description: str) -> dict[str, str]:
@@ -96,6 +130,10 @@ def header_split(description: str, where: str) -> str | None:
     return split
 
 
+def _shown(values: np.ndarray) -> str:
+    return ",".join(str(int(v)) for v in values)
+
+
 def _dialect(path: Path) -> str:
     return "," if path.suffix.lower() == ".csv" else "\t"
 
@@ -119,7 +157,10 @@ def _read_rows(
                 yield line
 
     # utf-8-sig: spreadsheets ("CSV UTF-8") start the file with a byte-order mark
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with (
+        utf8_errors(path, LabelError, "table"),
+        open(path, newline="", encoding="utf-8-sig") as handle,
+    ):
         reader = csv.DictReader(data_lines(handle), delimiter=_dialect(path))
         columns = [c.strip() for c in (reader.fieldnames or [])]
         header_line = file_lines[reader.line_num - 1] if reader.line_num else 1
@@ -191,7 +232,7 @@ def read_label_table(path: str | os.PathLike) -> LabelTable:
         first_line[record_id] = line
     if not values:
         raise LabelError(f"{path}: has a header but no rows")
-    return LabelTable(names=names, values=values, path=path)
+    return LabelTable(names=names, values=values, path=path, lines=first_line)
 
 
 def read_label_groups(path: str | os.PathLike) -> dict[str, str]:

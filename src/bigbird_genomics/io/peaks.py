@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.text import utf8_errors
 
 
 class PeakFileError(UserError):
@@ -54,7 +55,7 @@ def _open_text(path: Path):  # noqa: ANN202 - a text stream, plain or gzip
 def read_bed_rows(path: str | Path) -> Iterator[BedRow]:
     """Rows of a BED-like file; errors name the file and line and say how to fix them."""
     path = Path(path)
-    with _open_text(path) as stream:
+    with utf8_errors(path, PeakFileError, "peak file"), _open_text(path) as stream:
         for number, line in enumerate(stream, start=1):
             if not line.strip() or line.startswith(("#", "track", "browser")):
                 continue
@@ -129,7 +130,8 @@ def read_sample_sheet(path: str | Path) -> list[Profile]:
     path = Path(path)
     if not path.is_file():
         raise PeakFileError(f"{path}: no such sample sheet")
-    text = path.read_text(encoding="utf-8")
+    with utf8_errors(path, PeakFileError, "sample sheet"):
+        text = path.read_text(encoding="utf-8")
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
     columns = set(rows[0]) if rows else set()

@@ -16,6 +16,8 @@ from typing import IO
 
 import numpy as np
 
+from bigbird_genomics.io.atomic import remove_stale, temp_prefix
+
 FASTA_LINE_WIDTH = 60
 
 
@@ -24,7 +26,8 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     """Open a temporary text file beside `path`; it replaces `path` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    remove_stale(target)
+    handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(target), dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             yield stream

@@ -3,7 +3,8 @@
 Layout of a data set directory (written atomically: built in a temp directory, then renamed):
 
 - `meta.json`: format, tokenizer (k, stride, vocab hash), window settings, sources + sha256,
-  label names/groups, split counts, FASTA policy and counts of N / ambiguity codes.
+  label names/groups, split counts, FASTA policy and counts of N / ambiguity codes, and
+  `files`: bytes + sha256 of every other file (sizes checked on open, checksums by `verify`).
 - `tokens.bin`: every example's k-mer ids back to back, raw `meta["token_dtype"]` (uint16
   while the vocabulary fits, i.e. k <= 7); `offsets.npy`: int64 [examples + 1] into it.
 - `windows.npy`: int64 [examples, 3] = (record index, start bp, end bp), 0-based half-open
@@ -30,9 +31,11 @@ import numpy as np
 
 from bigbird_genomics import __version__
 from bigbird_genomics.errors import UserError
-from bigbird_genomics.io.atomic import DIRECTORY_MODE
+from bigbird_genomics.io.atomic import DIRECTORY_MODE, remove_stale, temp_prefix
 from bigbird_genomics.io.fasta import DEFAULT_POLICY, FastaPolicy, read_fasta
 from bigbird_genomics.io.labels import (
+    CLASS_LABEL,
+    MAX_CLASS,
     SPLITS,
     LabelError,
     LabelTable,
@@ -47,6 +50,9 @@ from bigbird_genomics.tokens.kmers import KmerTokenizer, TokenizerConfigError, p
 
 FORMAT = "bigbird-genomics-tokenized"
 FORMAT_VERSION = 1
+# Every data set has these beside meta.json; labelled ones also labels.npy.
+ARRAY_FILES = ("tokens.bin", "offsets.npy", "windows.npy", "split.npy", "records.txt")
+_MAX_LISTED = 10
 
 
 class TokenizerMismatchError(UserError):
@@ -94,24 +100,136 @@ class TokenizedDataset:
         self._open()
 
     def _open(self) -> None:
+        """Map the arrays and check each one's size and shape against meta.json.
+
+        Only sizes, shapes and the small per-example arrays are read, so opening stays cheap; a
+        truncated or swapped file is refused here rather than trained on. Checksums and token
+        ids are checked by `verify` (`bigbird-genomics validate --data`), which reads it all.
+        """
+        meta = self.meta
+        rebuild = "rebuild it with `bigbird-genomics tokenize`"
+        for name in sorted(_own_files(meta) - {"meta.json"}):
+            if not (self.path / name).is_file():
+                what = (
+                    f"meta.json says the data set is labelled ({meta.get('label_source')})"
+                    if name == "labels.npy"
+                    else "every data set has one"
+                )
+                raise DatasetFormatError(f"{self.path / name}: missing ({what}); {rebuild}")
         try:
+            for name, entry in (meta.get("files") or {}).items():
+                size = (self.path / name).stat().st_size
+                if size != entry["bytes"]:
+                    raise DatasetFormatError(
+                        f"{self.path / name}: {size} bytes but meta.json recorded "
+                        f"{entry['bytes']} (truncated or replaced); {rebuild}"
+                    )
             tokens_path = self.path / "tokens.bin"
-            dtype = np.dtype(self.meta["token_dtype"])
+            dtype = np.dtype(meta["token_dtype"])
+            num_examples, num_tokens = int(meta["num_examples"]), int(meta["num_tokens"])
+            tokens_bytes = tokens_path.stat().st_size
+            if tokens_bytes != num_tokens * dtype.itemsize:
+                raise DatasetFormatError(
+                    f"{tokens_path}: {tokens_bytes} bytes but meta.json says {num_tokens} tokens "
+                    f"of {dtype.itemsize} byte(s) = {num_tokens * dtype.itemsize} (truncated or "
+                    f"replaced); {rebuild}"
+                )
             self._tokens = (
                 np.memmap(tokens_path, dtype=dtype, mode="r")
-                if tokens_path.stat().st_size
+                if tokens_bytes
                 else np.zeros(0, dtype=dtype)
             )
-            self._offsets = np.load(self.path / "offsets.npy", mmap_mode="r")
-            self._windows = np.load(self.path / "windows.npy", mmap_mode="r")
-            self._split = np.load(self.path / "split.npy")
-            labels_path = self.path / "labels.npy"
-            self._labels = np.load(labels_path, mmap_mode="r") if labels_path.exists() else None
-            self._record_ids = (self.path / "records.txt").read_text().splitlines()
-        except (OSError, ValueError) as error:
+            self._offsets = self._load("offsets.npy", (num_examples + 1,))
+            offsets = np.asarray(self._offsets)
+            if offsets[0] != 0 or offsets[-1] != num_tokens or np.any(np.diff(offsets) < 0):
+                raise DatasetFormatError(
+                    f"{self.path / 'offsets.npy'}: offsets do not run from 0 up to the "
+                    f"{num_tokens} tokens of tokens.bin; {rebuild}"
+                )
+            self._windows = self._load("windows.npy", (num_examples, 3))
+            self._split = np.asarray(self._load("split.npy", (num_examples,)))
+            if self._split.size and int(self._split.max()) >= len(SPLITS):
+                raise DatasetFormatError(
+                    f"{self.path / 'split.npy'}: split index {int(self._split.max())} is not "
+                    f"one of {len(SPLITS)} splits; {rebuild}"
+                )
+            self._labels = None
+            if meta.get("label_source") is not None:
+                self._labels = self._load(
+                    "labels.npy", (num_examples, len(meta["label_names"]))
+                )
+            records_path = self.path / "records.txt"
+            self._record_ids = records_path.read_text(encoding="utf-8").splitlines()
+        except (OSError, ValueError, KeyError, UnicodeDecodeError) as error:
             raise DatasetFormatError(
-                f"{self.path}: data set files are missing or damaged ({error}); rebuild it"
+                f"{self.path}: data set files are missing or damaged ({type(error).__name__}: "
+                f"{error}); {rebuild}"
             ) from None
+        if len(self._record_ids) != int(meta["num_records"]):
+            raise DatasetFormatError(
+                f"{records_path}: {len(self._record_ids)} record ids but meta.json says "
+                f"{meta['num_records']}; {rebuild}"
+            )
+        record_index = np.asarray(self._windows[:, 0])
+        if record_index.size and not 0 <= record_index.min() <= record_index.max() < len(
+            self._record_ids
+        ):
+            raise DatasetFormatError(
+                f"{self.path / 'windows.npy'}: record indices outside the "
+                f"{len(self._record_ids)} records of records.txt; {rebuild}"
+            )
+
+    def _load(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A memory-mapped .npy file of the shape meta.json implies, or a DatasetFormatError."""
+        array = np.load(self.path / name, mmap_mode="r")
+        if array.shape != shape:
+            raise DatasetFormatError(
+                f"{self.path / name}: shape {array.shape} but meta.json implies {shape}; "
+                "rebuild it with `bigbird-genomics tokenize`"
+            )
+        return array
+
+    def verify(self) -> list[str]:
+        """Read every file: sha256 against meta.json, token ids against the vocabulary, labels
+        against their kind. Returns what was checked; raises DatasetFormatError at a problem."""
+        checked = []
+        recorded = self.meta.get("files")
+        if recorded:
+            for name, entry in recorded.items():
+                digest = sha256_file(self.path / name)
+                if digest != entry["sha256"]:
+                    raise DatasetFormatError(
+                        f"{self.path / name}: sha256 {digest[:12]}... differs from the "
+                        f"{entry['sha256'][:12]}... recorded in meta.json (damaged or "
+                        "replaced); rebuild it with `bigbird-genomics tokenize`"
+                    )
+            checked.append(f"sha256 of {len(recorded)} files")
+        else:
+            checked.append("no checksums in meta.json (rebuild with this version to get them)")
+        vocab = self.tokenizer.vocab_size
+        chunk = 1 << 24
+        for start in range(0, len(self._tokens), chunk):
+            piece = np.asarray(self._tokens[start : start + chunk])
+            if piece.size and int(piece.max()) >= vocab:
+                position = start + int(np.argmax(piece >= vocab))
+                example = int(np.searchsorted(np.asarray(self._offsets), position, "right")) - 1
+                raise DatasetFormatError(
+                    f"{self.path / 'tokens.bin'}: token id {int(piece.max())} (example "
+                    f"{example}) is outside the vocabulary of {vocab} ids of "
+                    f"{self.tokenizer.describe()}; rebuild it with `bigbird-genomics tokenize`"
+                )
+        checked.append(f"{len(self._tokens)} token ids < {vocab}")
+        if self._labels is not None and self._labels.size:
+            largest = int(np.asarray(self._labels).max())
+            limit = MAX_CLASS if self.label_names == [CLASS_LABEL] else 1
+            if largest > limit:
+                raise DatasetFormatError(
+                    f"{self.path / 'labels.npy'}: label value {largest} is not "
+                    f"{'a class index' if limit > 1 else '0 or 1'}; rebuild it with "
+                    "`bigbird-genomics tokenize`"
+                )
+            checked.append("labels in range")
+        return checked
 
     # Data loader workers with the "spawn" start method pickle the data set: send the path,
     # not copies of the memory-mapped arrays.
@@ -130,8 +248,19 @@ class TokenizedDataset:
         return f"TokenizedDataset({str(self.path)!r}, examples={len(self)}, {self.tokenizer})"
 
     def tokens(self, index: int) -> np.ndarray:
-        """k-mer ids of one example as int64, without [CLS]/[PAD]."""
-        return np.asarray(self._tokens[self._offsets[index] : self._offsets[index + 1]], np.int64)
+        """k-mer ids of one example as int64, without [CLS]/[PAD].
+
+        Ids past the vocabulary (a damaged tokens.bin) are refused here: an embedding lookup
+        would fail with an index error deep in training, or a device assert on a GPU.
+        """
+        ids = np.asarray(self._tokens[self._offsets[index] : self._offsets[index + 1]], np.int64)
+        if ids.size and ids.max() >= self.tokenizer.vocab_size:
+            raise DatasetFormatError(
+                f"{self.path / 'tokens.bin'}: example {index} has token id {int(ids.max())}, "
+                f"outside the vocabulary of {self.tokenizer.vocab_size} ids; the file is "
+                "damaged: rebuild it with `bigbird-genomics tokenize`"
+            )
+        return ids
 
     def labels(self, index: int) -> np.ndarray | None:
         """float32 [num_labels] of 0/1 (a class index for `class` data), or None if unlabelled."""
@@ -225,19 +354,67 @@ def _assign_splits(
     return result.astype(np.uint8)
 
 
+def _own_files(meta: dict[str, Any]) -> set[str]:
+    """The files a data set with this meta.json consists of."""
+    files = {"meta.json", *ARRAY_FILES}
+    if meta.get("label_source") is not None:
+        files.add("labels.npy")
+    return files
+
+
 def _check_replaceable(out_dir: Path) -> None:
-    """`out_dir` may be replaced: absent, empty, or a tokenized data set (never other files)."""
-    if out_dir.exists() and (
-        not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "meta.json").exists())
-    ):
-        raise UserError(f"{out_dir}: exists and is not a tokenized data set; choose another --out")
+    """`out_dir` may be replaced: absent, empty, or a complete data set this project wrote.
+
+    Anything else (a folder that merely holds a meta.json, a data set with the user's own files
+    added) is refused, naming what is in the way: replacing it would delete those files.
+    """
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        raise UserError(
+            f"{out_dir}: exists and is not a tokenized data set folder; choose another --out"
+        )
+    entries = {entry.name: entry for entry in out_dir.iterdir()}
+    if not entries:
+        return
+    meta: dict[str, Any] = {}
+    try:
+        loaded = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+        meta = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    if meta.get("format") != FORMAT:
+        listed = ", ".join(sorted(entries)[:_MAX_LISTED]) + (
+            ", ..." if len(entries) > _MAX_LISTED else ""
+        )
+        raise UserError(
+            f"{out_dir}: exists and is not a tokenized data set (it holds {listed}); "
+            "tokenize would delete it: choose another --out, or empty the folder yourself"
+        )
+    own = _own_files(meta)
+    unexpected = sorted(
+        name for name, entry in entries.items()
+        if name not in own or entry.is_symlink() or not entry.is_file()
+    )
+    missing = sorted(own - set(entries))
+    if unexpected or missing:
+        problems = []
+        if unexpected:
+            problems.append(f"files that are not part of a data set: {', '.join(unexpected)}")
+        if missing:
+            problems.append(f"data set files missing: {', '.join(missing)}")
+        raise UserError(
+            f"{out_dir}: is not exactly a tokenized data set ({'; '.join(problems)}); "
+            "tokenize would delete them: move them away, or choose another --out"
+        )
 
 
 def _replace_directory(temp: Path, out_dir: Path) -> None:
     """Rename the finished temp directory over `out_dir`, refusing to clobber non-data sets."""
     if out_dir.exists():
         _check_replaceable(out_dir)  # again: it may have changed while we tokenized
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        # named as a temporary of out_dir, so a kill between the renames leaves nothing kept
+        old = out_dir.with_name(f"{temp_prefix(out_dir)}old")
         os.replace(out_dir, old)
         os.replace(temp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -262,8 +439,9 @@ def tokenize_fasta(
 
     Records are cut into windows of at most `max_tokens` k-mer tokens (no [CLS]) overlapping
     by `overlap_bp`; a record's windows all go to one split. Records shorter than k give no
-    tokens and are listed in meta["skipped_records"]. A label table, when given, is the only
-    source of labels (header `label=`/`labels=` are then ignored); `split=` still applies.
+    tokens and are listed in meta["skipped_records"]. A label table, when given, is the source
+    of labels: header `label=`/`labels=`/`class=` with as many labels may repeat its values but
+    not contradict them (a LabelError names both); `split=` still applies.
     """
     fasta, out_dir = Path(fasta), Path(out_dir)
     if max_tokens < 1:
@@ -279,18 +457,20 @@ def tokenize_fasta(
         )
     window_bp = tokenizer.max_bases(max_tokens)
     plan_windows(window_bp + 1, window_bp, overlap_bp)  # validates overlap before any work
+    remove_stale(out_dir)
     _check_replaceable(out_dir)
     table = read_label_table(labels_table) if labels_table is not None else None
     groups = read_label_groups(label_groups_table) if label_groups_table is not None else {}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    temp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
     temp.chmod(DIRECTORY_MODE)  # mkdtemp makes it private (0700); a data set is shared
     try:
         meta = _write_examples(
             fasta, temp, tokenizer, table, window_bp, max_tokens, overlap_bp, policy
         )
         header_splits = meta.pop("_header_splits")
+        tokens_sha256 = meta.pop("_tokens_sha256")
         example_records = np.asarray(np.load(temp / "windows.npy")[:, 0], dtype=np.int64)
         has_examples = np.zeros(len(header_splits), dtype=bool)
         has_examples[example_records] = True
@@ -323,6 +503,13 @@ def tokenize_fasta(
         if label_groups_table is not None:
             sources["label_groups"] = _source(Path(label_groups_table))
         meta["sources"] = sources
+        meta["files"] = {
+            name: {
+                "bytes": (temp / name).stat().st_size,
+                "sha256": tokens_sha256 if name == "tokens.bin" else sha256_file(temp / name),
+            }
+            for name in sorted(_own_files(meta) - {"meta.json"})
+        }
         (temp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         _replace_directory(temp, out_dir)
     except BaseException:
@@ -378,10 +565,12 @@ def _write_examples(
     header_splits: list[str | None] = []
     skipped: list[str] = []
     missing: list[str] = []
+    contradictions: list[str] = []  # header labels that disagree with the table
     label_names: list[str] = list(table.names) if table is not None else []
     label_source = "sidecar" if table is not None else None
     first_where, first_count = "", 0
     num_bases = num_n = num_ambiguous = 0
+    tokens_digest = hashlib.sha256()
     with open(temp / "tokens.bin", "wb") as tokens_out:
         for record in read_fasta(fasta, policy):
             where = record.where()
@@ -395,6 +584,9 @@ def _write_examples(
                 if labels is None:
                     missing.append(record.id)
                     continue
+                conflict = table.contradiction(record.id, record.description, where)
+                if conflict is not None:
+                    contradictions.append(conflict)
             else:
                 labels = header_labels(record.description, where)
                 count = 0 if labels is None else len(labels)
@@ -417,7 +609,9 @@ def _write_examples(
             tokens, starts, ends, counts = _window_tokens(
                 tokenizer, record.sequence, window_bp, overlap_bp
             )
-            tokens_out.write(tokens.tobytes())
+            data = tokens.tobytes()
+            tokens_digest.update(data)  # hashed as written: no second pass over a large file
+            tokens_out.write(data)
             record_index = len(record_ids) - 1
             spans = np.empty((len(starts), 3), dtype=np.int64)
             spans[:, 0], spans[:, 1], spans[:, 2] = record_index, starts, ends
@@ -427,6 +621,8 @@ def _write_examples(
                 record_labels[record_index] = labels
     if table is not None and (missing or set(table.values) - set(record_ids)):
         check_ids(table, record_ids, fasta)
+    if table is not None:
+        table.check_contradictions(contradictions)
     example_windows = np.concatenate(windows)
     if len(example_windows) == 0:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
@@ -468,6 +664,7 @@ def _write_examples(
         "label_source": label_source,
         "policy": asdict(policy),
         "_header_splits": header_splits,
+        "_tokens_sha256": tokens_digest.hexdigest(),
     }
 
 
