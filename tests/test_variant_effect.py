@@ -313,7 +313,8 @@ def test_workflow_plans_variant_effect_and_ism(tmp_path: Path) -> None:
     assert result.returncode == 0, out[-3000:]
     assert "bigbird-genomics variant-effect --checkpoint results/runs/promoter" in out
     assert "--vcf results/demo/variants.vcf" in out and "--vcf-out" in out
-    assert "bigbird-genomics ism --checkpoint" in out and "--max-records 2" in out
+    assert "bigbird-genomics ism --checkpoint" in out
+    assert "--records held_prom_00021,held_prom_00035" in out
     assert "--ism-png results/ism/heldout_promoter" in out
     assert "--variant-effects results/variant_effect/demo_variants.tsv" in out
 
