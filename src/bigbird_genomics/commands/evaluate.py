@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigbird_genomics.commands._arguments import positive_int
+
 HELP = (
     "Score a trained checkpoint on one split of a tokenized data set: metrics.json (accuracy, "
     "F1, MCC, AUROC, AUPRC; per-profile AUROC/AUPRC for multi-label tasks), optionally the "
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--predictions", type=Path, default=None, help="per-example TSV")
     parser.add_argument("--plots", type=Path, default=None, help="folder for roc.png / pr.png")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument(
         "--strands",
         choices=("auto", "forward", "both"),
@@ -37,9 +39,18 @@ def run(args: argparse.Namespace) -> int:
         split_metrics,
         write_predictions,
     )
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.tokens.store import TokenizedDataset, label_groups_of
     from bigbird_genomics.training.run_outputs import write_json
 
+    plots = {"--plots": [args.plots / "roc.png", args.plots / "pr.png"]} if args.plots else {}
+    check_outputs(
+        "evaluate",
+        inputs={"--checkpoint": args.checkpoint},
+        input_dirs={"--data": args.data},
+        outputs={"--out": args.out, "--predictions": args.predictions, **plots},
+        output_dirs={"--plots": args.plots},
+    )
     model = load_checkpoint(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
     predictions = predict_split(model, data, args.split, args.batch_size, args.strands)

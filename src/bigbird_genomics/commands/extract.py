@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import write_fasta
     from bigbird_genomics.io.intervals import IntervalError, extract_intervals, read_bed
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "extract", inputs={"--genome": args.genome, "--bed": args.bed}, outputs={"--out": args.out}
+    )
     intervals = read_bed(args.bed)
     first_line: dict[str, int] = {}
     for interval in intervals:

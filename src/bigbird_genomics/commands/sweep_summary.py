@@ -19,8 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.reporting.sweep_summary import write_summary
 
+    check_outputs(
+        "sweep-summary",
+        input_dirs={"--runs": args.runs},
+        outputs={"--out-tsv": args.out_tsv, "--out-png": args.out_png},
+    )
     rows = write_summary(args.runs, args.out_tsv, args.out_png)
     print(f"summarised {len(rows)} runs into {args.out_tsv}")
     return 0

@@ -48,9 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import FastaPolicy
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.tokens.kmers import KmerTokenizer
     from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
 
+    check_outputs(
+        "tokenize",
+        inputs={"--fasta": args.fasta, "--labels": args.labels,
+                "--label-groups": args.label_groups},  # fmt: skip
+        replaced_dirs={"--out": args.out},
+    )
     out = tokenize_fasta(
         args.fasta,
         args.out,

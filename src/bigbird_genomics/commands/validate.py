@@ -51,7 +51,9 @@ def summarise(path: Path, policy: FastaPolicy) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import FastaPolicy
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs("validate", inputs={"FASTA": args.fasta}, outputs={"--json": args.json})
     policy = FastaPolicy(
         ambiguity="to_n" if args.ambiguity == "to-n" else "error",
         keep_soft_mask=True,

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from bigbird_genomics.io.writers import atomic_open
 from bigbird_genomics.tokens.store import label_groups_of
+from bigbird_genomics.training.checkpoint_io import AtomicCheckpointIO
 from bigbird_genomics.training.config_checks import ConfigError, check_against_data, check_static
 from bigbird_genomics.training.resume import checked_ckpt_path
 from bigbird_genomics.training.run_outputs import finish_run
@@ -237,6 +238,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
             logger=loggers or False,
             callbacks=callbacks,
             use_distributed_sampler=False,  # the batch sampler shards by rank itself
+            plugins=[AtomicCheckpointIO()],  # hashed, written beside the target and renamed
             enable_progress_bar=bool(cfg["callbacks"].get("progress_bar")),
         )
     except TypeError as error:
