@@ -16,6 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 from omegaconf import OmegaConf
 
+from bigbird_genomics.io.paths import check_outputs
 from bigbird_genomics.io.writers import atomic_open
 from bigbird_genomics.tokens.store import label_groups_of
 from bigbird_genomics.training.checkpoint_io import AtomicCheckpointIO
@@ -197,6 +198,8 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     from bigbird_genomics.training.datamodule import TokenizedDataModule
 
     check_static(cfg)
+    # a read-only or full location fails here, in one line, not after the data set is built
+    check_outputs("bigbird-genomics-train", output_dirs={"hydra.run.dir": run_dir})
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
     model = model_settings(cfg)
     given = cfg["data"]["dataset"]
