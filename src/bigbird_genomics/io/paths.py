@@ -170,7 +170,7 @@ def check_outputs(
                     f"{command}: {option} and {other_option} are both {path}; give each output "
                     "its own path"
                 )
+    for option, path in write_dirs:  # folders first: their message is the direct one
+        _check_writable(command, option, path, directory=True)
     for option, path in output_files:
         _check_writable(command, option, path, directory=False)
-    for option, path in write_dirs:
-        _check_writable(command, option, path, directory=True)
