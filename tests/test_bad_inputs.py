@@ -164,7 +164,10 @@ def test_sweep_summary_refuses_to_write_into_a_run(tiny_run, tmp_path, capsys) -
     (run / "metrics.json").write_bytes((tiny_run[1] / "metrics.json").read_bytes())
     err = refused(["sweep-summary", "--runs", run, "--out-tsv", run / "metrics.json"], capsys,
                   run)
-    assert "is inside the input --runs" in err
+    assert f"--out-tsv {run / 'metrics.json'} is the input --runs" in err
+    beside = tmp_path / "summary.tsv"  # among the runs is fine: nothing of theirs is replaced
+    assert cli.main(["sweep-summary", "--runs", str(tmp_path), "--out-tsv", str(beside)]) == 0
+    assert beside.is_file()
 
 
 def test_validate_refuses_json_equal_to_a_fasta(fasta, capsys) -> None:

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(
         "report",
         inputs={"--evaluations": args.evaluations, "--predictions": args.predictions,
-                "--track": args.track, "--motifs": args.motifs, "--sweep": args.sweep},
-        input_dirs={"--runs": args.runs},
+                "--track": args.track, "--motifs": args.motifs, "--sweep": args.sweep,
+                "--runs": [run / name for run in args.runs
+                           for name in ("metrics.json", "config.yaml")]},
         outputs={"--out-dir": [args.out_dir / name
                                for name in ("summary.md", "summary.html", "track.png")]},
         output_dirs={"--out-dir": args.out_dir},
