@@ -191,6 +191,11 @@ def _check_trainer(trainer: dict[str, Any]) -> None:
             f"trainer.devices={devices!r} must be >= 1 (how many), -1 (all), a list of device "
             "ids or auto"
         )
+
+
+def check_machine(trainer: dict[str, Any]) -> None:
+    """What this machine must have for the config (a config for a GPU node is valid, and is
+    checked by `check_static`, on a laptop; it only cannot train there)."""
     accelerator = str(trainer.get("accelerator"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(

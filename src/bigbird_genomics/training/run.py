@@ -20,7 +20,12 @@ from bigbird_genomics.io.paths import check_outputs
 from bigbird_genomics.io.writers import atomic_open
 from bigbird_genomics.tokens.store import label_groups_of
 from bigbird_genomics.training.checkpoint_io import AtomicCheckpointIO
-from bigbird_genomics.training.config_checks import ConfigError, check_against_data, check_static
+from bigbird_genomics.training.config_checks import (
+    ConfigError,
+    check_against_data,
+    check_machine,
+    check_static,
+)
 from bigbird_genomics.training.resume import checked_ckpt_path
 from bigbird_genomics.training.run_outputs import finish_run
 
@@ -198,6 +203,7 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
     from bigbird_genomics.training.datamodule import TokenizedDataModule
 
     check_static(cfg)
+    check_machine(cfg["trainer"])
     # a read-only or full location fails here, in one line, not after the data set is built
     check_outputs("bigbird-genomics-train", output_dirs={"hydra.run.dir": run_dir})
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
