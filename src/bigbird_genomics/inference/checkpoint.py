@@ -309,7 +309,18 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
     checkpoint = read_checkpoint(path)
     source = checkpoint["hyper_parameters"]
     target_vocab = network.encoder.config.vocab_size
-    if int(source["model"]["vocab_size"]) != target_vocab:
+    try:
+        source_vocab = int(source["model"]["vocab_size"])
+        source_pool = stem_downsample(
+            int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(
+            f"model.init_from={path}: its hyper-parameters are damaged or of another version "
+            f"({type(error).__name__}: {error!r:.200}); use a checkpoint written by "
+            "bigbird-genomics-train"
+        ) from error
+    if source_vocab != target_vocab:
         raise CheckpointError(
             f"model.init_from={path}: its vocabulary has {source['model']['vocab_size']} tokens "
             f"but this run's tokenizer has {target_vocab}; use the same tokenizer.k/stride"
@@ -320,9 +331,6 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(prefix)
     }
-    source_pool = stem_downsample(
-        int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
-    )
     if source_pool != network.encoder.config.downsample:
         log.warning(
             "model.init_from=%s was trained with a stem pooling by %d, this run pools by %d: a "
