@@ -137,3 +137,14 @@ def test_full_disk_keeps_the_earlier_checkpoint_intact(tmp_path: Path) -> None:
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_init_from_with_damaged_hyper_parameters_is_one_line(tiny_run, tmp_path: Path) -> None:
+    _, run = tiny_run
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    del checkpoint[INTEGRITY_KEY]  # an older checkpoint: nothing to catch the damage but this
+    checkpoint["hyper_parameters"]["model"]["vocab_size"] = [69]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    network = load_checkpoint(run / "checkpoints" / "best.ckpt").network
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: its hyper-parameters are damaged"):
+        load_encoder_weights(network, tmp_path / "old.ckpt")
