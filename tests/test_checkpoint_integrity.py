@@ -148,3 +148,17 @@ def test_init_from_with_damaged_hyper_parameters_is_one_line(tiny_run, tmp_path:
     network = load_checkpoint(run / "checkpoints" / "best.ckpt").network
     with pytest.raises(CheckpointError, match=r"old\.ckpt: its hyper-parameters are damaged"):
         load_encoder_weights(network, tmp_path / "old.ckpt")
+
+
+def test_full_disk_during_training_is_one_error_and_no_cut_off_checkpoint(
+    tiny_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AtomicCheckpointIO, "write", FullDisk.write)
+    dataset, _ = tiny_run
+    run = tmp_path / "run"
+    config = training_config(run, dataset, ["trainer.max_epochs=1",
+                                            "trainer.limit_train_batches=2"])
+    with pytest.raises(CheckpointSaveError, match=r"cannot write checkpoint .*best\.ckpt "
+                       r"\(No space left on device\); disk full\?"):
+        train(config, run)
+    assert list((run / "checkpoints").iterdir()) == []
