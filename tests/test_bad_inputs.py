@@ -346,3 +346,26 @@ def test_device_and_fifo_fasta_are_not_regular_files(checkpoint, tmp_path, capsy
                        tmp_path / "p.tsv"], capsys, checkpoint)
         assert f"{source}: is not a regular file" in err
     assert not (tmp_path / "p.tsv").exists()
+
+
+def test_hydra_refuses_a_read_only_run_directory_before_writing(tmp_path, monkeypatch,
+                                                                capsys) -> None:
+    """Hydra writes `.hydra/` into the run directory before training starts: the callback
+    must refuse it first (checked by hand on a real read-only tmpfs mount too)."""
+    from omegaconf import OmegaConf
+
+    from bigbird_genomics.training.hydra_callbacks import CheckRunDir
+
+    def read_only(folder: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(paths, "_probe_writable", read_only)
+    run = tmp_path / "run"
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(run)}}})
+    with pytest.raises(SystemExit) as caught:
+        CheckRunDir().on_run_start(config)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: bigbird-genomics-train: hydra.run.dir {run}: cannot write in "
+                   f"{tmp_path} (a read-only file system); choose a writable location")
+    assert not run.exists()
