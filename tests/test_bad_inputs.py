@@ -213,7 +213,7 @@ def test_guard_api(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("model.hidden_size=0", "model.hidden_size=0 must be a whole number >= 1"),
-        ("model.hidden_size=null", "model.hidden_size=None must be a whole number >= 1"),
+        ("model.hidden_size=null", "model.hidden_size=null must be a whole number >= 1"),
         ("model.num_layers=0", "model.num_layers=0 must be"),
         ("model.intermediate_size=2.5", "model.intermediate_size=2.5 must be"),
         ("model.num_heads=3", "model.hidden_size=16 is not divisible by model.num_heads=3"),

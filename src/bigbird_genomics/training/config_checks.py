@@ -42,7 +42,8 @@ def _check_model_sizes(model: dict[str, Any]) -> None:
     for key in MODEL_SIZE_KEYS:
         value = model.get(key)
         if not _is_int(value) or value < 1:
-            raise ConfigError(f"model.{key}={value!r} must be a whole number >= 1")
+            shown = "null" if value is None else repr(value)  # as written in the config
+            raise ConfigError(f"model.{key}={shown} must be a whole number >= 1")
 
 
 def check_static(cfg: dict[str, Any]) -> None:
