@@ -68,7 +68,9 @@ def test_one_flipped_bit_in_a_weight_is_caught_by_every_reader(tiny_run, tmp_pat
     damaged = tmp_path / "damaged.ckpt"
     flip_one_bit(run / "checkpoints" / "best.ckpt", damaged)
     for read in (read_checkpoint, load_checkpoint):
-        with pytest.raises(CheckpointError, match=r"damaged\.ckpt is corrupt: its state_dict"):
+        with pytest.raises(
+            CheckpointError, match=r"damaged\.ckpt is corrupt: the content hash of its state_dict "
+        ):
             read(damaged)
     network = load_checkpoint(run / "checkpoints" / "best.ckpt").network
     with pytest.raises(CheckpointError, match="is corrupt"):
@@ -80,7 +82,9 @@ def test_edited_hyper_parameters_are_caught(tiny_run, tmp_path: Path) -> None:
     checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     checkpoint["hyper_parameters"]["attention"]["num_random_blocks"] = 0
     torch.save(checkpoint, tmp_path / "edited.ckpt")
-    with pytest.raises(CheckpointError, match="corrupt: its hyper_parameters do not match"):
+    with pytest.raises(
+        CheckpointError, match="corrupt: the content hash of its hyper_parameters differs"
+    ):
         load_checkpoint(tmp_path / "edited.ckpt")
 
 

@@ -109,9 +109,9 @@ def verify_integrity(checkpoint: Mapping[str, Any], path: str | Path) -> None:
     damaged = sorted(name for name in names if stored.get(name) != actual.get(name))
     if damaged:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt: its {' and '.join(damaged)} do not match the content "
-            "hash stored when it was written (a damaged copy, a failing disk, or an edited "
-            "file); copy it again from its source, or retrain"
+            f"checkpoint {path} is corrupt: the content hash of its {' and '.join(damaged)} "
+            "differs from the one stored when it was written (a damaged copy, a failing disk, or "
+            "an edited file); copy it again from its source, or retrain"
         )
 
 
@@ -258,12 +258,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         block_size = int(hparams["attention"]["block_size"])
         label_names = output_names(task)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        # The error text of a damaged value can itself be unprintable (a %-format of a list):
-        # name the exception type and its repr only.
+        # Checks further down format these values into their own messages, and a damaged value
+        # (a list where a number goes) breaks that formatting: stop here, naming the file.
         raise CheckpointError(
             f"checkpoint {path}: its hyper-parameters are damaged or of another version "
-            f"({type(error).__name__}: {error!r:.200}); the model cannot be rebuilt from them. "
-            "Use a checkpoint written by bigbird-genomics-train"
+            f"({type(error).__name__}: {str(error)[:200]}); the model cannot be rebuilt from "
+            "them. Use a checkpoint written by bigbird-genomics-train"
         ) from error
     prefix = "network."
     state = {
@@ -317,7 +317,7 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(
             f"model.init_from={path}: its hyper-parameters are damaged or of another version "
-            f"({type(error).__name__}: {error!r:.200}); use a checkpoint written by "
+            f"({type(error).__name__}: {str(error)[:200]}); use a checkpoint written by "
             "bigbird-genomics-train"
         ) from error
     if source_vocab != target_vocab:
