@@ -101,11 +101,13 @@ def test_tokenize_without_any_example_is_a_user_error(tmp_path, capsys):
 
 
 def test_output_path_problems_are_reported_without_a_traceback(tmp_path, small_fasta, capsys):
-    """OSError (a file where a folder should be, permissions, a full disk) names the path."""
+    """A file where a folder should be is refused before any work, naming the path."""
     code = cli.main(["validate", str(small_fasta), "--json", str(small_fasta / "v.json")])
-    error = capsys.readouterr().err
-    assert code == 1 and error.startswith("error: ") and "Traceback" not in error
-    assert str(small_fasta) in error and "bigbird-genomics validate" in error
+    captured = capsys.readouterr()
+    error = captured.err
+    assert code == 2 and error.startswith("error: ") and "Traceback" not in error
+    assert f"validate: --json {small_fasta / 'v.json'}: {small_fasta} is a file" in error
+    assert captured.out == ""  # refused before the summary table
 
 
 def test_tokenize_bad_overlap_is_a_user_error(tmp_path, small_fasta, capsys):

@@ -68,3 +68,20 @@ def training_config(run_dir: Path, dataset: Path | None, extra: list[str] = ()) 
         overrides.append(f"data.dataset={dataset}")
     config = compose_config([*overrides, *extra])
     return OmegaConf.to_container(config, resolve=True)
+
+
+def tiny_trained_run(root: Path, extra: list[str] = ()) -> tuple[Path, Path]:
+    """(data set, run directory) of a real two-batch training run of the smallest model: a
+    checkpoint the checkpoint and bad-input tests load, resume and damage."""
+    from bigbird_genomics.training.run import train
+
+    dataset = motif_dataset(root)
+    run = root / "run"
+    config = training_config(
+        run,
+        dataset,
+        ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+         *extra],
+    )
+    train(config, run)
+    return dataset, run

@@ -297,6 +297,13 @@ def chromosome(
     return sequence, sites
 
 
+# The files `write_demo_data` writes into its folder (the CLI checks them before writing).
+DEMO_FILES = (
+    "promoter.fa", "chromatin.fa", "chromatin_labels.tsv", "chromatin_profiles.tsv",
+    "heldout.fa", "heldout_truth.tsv", "chromosome.fa", "chromosome_motifs.bed",
+)
+
+
 def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write the demo data set into `out_dir`; the same seed always gives the same bytes.
 

@@ -61,8 +61,18 @@ def run(args: argparse.Namespace) -> int:
     )
     from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.io.peaks import read_sample_sheet
 
+    out_dir = Path(args.out)
+    check_outputs(
+        "build-chromatin",
+        inputs={"--genome": args.genome, "--samples": args.samples, "--blacklist": args.blacklist,
+                "--positive-fasta": args.positive_fasta, "--negative-fasta": args.negative_fasta},
+        outputs={"--out": [out_dir / name for name in ("chromatin.fa", "chromatin_labels.tsv",
+                                                       "chromatin_profiles.tsv")]},
+        output_dirs={"--out": out_dir},
+    )  # fmt: skip
     two_class = bool(args.positive_fasta or args.negative_fasta)
     if two_class:
         if not (args.positive_fasta and args.negative_fasta) or args.genome or args.samples:
@@ -95,8 +105,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if settings.bin_bp < 1 or settings.flank_bp < 0 or not 0 < settings.min_overlap_fraction <= 1:
         raise UserError("--bin-bp must be >= 1, --flank-bp >= 0 and --min-overlap in (0, 1]")
+    profiles = read_sample_sheet(args.samples)
+    check_outputs(
+        "build-chromatin",
+        inputs={f"peak file of {p.name}": p.path for p in profiles},
+        outputs={"--out": [out_dir / "chromatin_labels.tsv", out_dir / "chromatin_profiles.tsv"]},
+    )
     paths, summary = build_chromatin_dataset(
-        args.genome, read_sample_sheet(args.samples), args.out, settings, args.blacklist
+        args.genome, profiles, args.out, settings, args.blacklist
     )
     print("\t".join(f"{split}={count}" for split, count in sorted(summary.windows.items())))
     print("\t".join(f"{name}={count}" for name, count in summary.positives_per_profile.items()))

@@ -71,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
     from bigbird_genomics.io.fasta import read_fasta
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "build-promoters",
+        inputs={"--positives": args.positives, "--tss": args.tss, "--genome": args.genome},
+        outputs={"--out": args.out},
+    )
     if bool(args.positives) == bool(args.tss):
         raise UserError("give positives either as --positives FASTA or as --tss BED with --genome")
     if (args.tss or args.negatives == "genomic") and not args.genome:

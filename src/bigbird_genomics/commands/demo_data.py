@@ -16,8 +16,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.builders.demo import write_demo_data
+    from pathlib import Path
 
+    from bigbird_genomics.builders.demo import DEMO_FILES, write_demo_data
+    from bigbird_genomics.io.paths import check_outputs
+
+    check_outputs(
+        "demo-data",
+        outputs={"--out": [Path(args.out) / name for name in DEMO_FILES]},
+        output_dirs={"--out": args.out},
+    )
     paths = write_demo_data(args.out, seed=args.seed)
     for name, path in paths.items():
         print(f"{name}\t{path}")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from bigbird_genomics.commands._arguments import positive_int
 
 HELP = (
     "Score a trained checkpoint on one split of a tokenized data set: metrics.json (accuracy, "
@@ -21,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     parser.add_argument("--predictions", type=Path, default=None, help="per-example TSV")
     parser.add_argument("--plots", type=Path, default=None, help="folder for roc.png / pr.png")
-    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="examples per forward pass"
+    )
     parser.add_argument(
         "--strands",
         choices=("auto", "forward", "both"),
@@ -39,18 +44,41 @@ def run(args: argparse.Namespace) -> int:
         split_metrics,
         write_predictions,
     )
+    from bigbird_genomics.inference.metrics import one_class_report
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.tokens.store import TokenizedDataset, label_groups_of
     from bigbird_genomics.training.run_outputs import write_json
 
+    plots = {"--plots": [args.plots / "roc.png", args.plots / "pr.png"]} if args.plots else {}
+    check_outputs(
+        "evaluate",
+        inputs={"--checkpoint": args.checkpoint},
+        input_dirs={"--data": args.data},
+        outputs={"--out": args.out, "--predictions": args.predictions, **plots},
+        output_dirs={"--plots": args.plots},
+    )
     model = load_checkpoint(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
     predictions = predict_split(model, data, args.split, args.batch_size, args.strands)
+    scores = split_metrics(model, predictions, label_groups_of(data))
+    one_class = one_class_report(model.task_type, predictions.targets)
+    if one_class is not None:
+        counts, undefined = one_class
+        for name in undefined:
+            scores.pop(name, None)
+        scores["undefined"] = list(undefined)
+        print(
+            f"warning: the {args.split!r} split of {args.data} holds one class only ({counts}): "
+            f"{', '.join(undefined)} are undefined and not reported; evaluate on a split with "
+            "both classes for them",
+            file=sys.stderr,
+        )
     metrics = {
         "checkpoint": str(args.checkpoint),
         "data": str(args.data),
         "split": args.split,
         "task_type": model.task_type,
-        args.split: split_metrics(model, predictions, label_groups_of(data)),
+        args.split: scores,
     }
     write_json(args.out, metrics)
     if args.predictions:

@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
         open_genome,
         read_bed,
     )
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "extract", inputs={"--genome": args.genome, "--bed": args.bed}, outputs={"--out": args.out}
+    )
     intervals = read_bed(args.bed)
     first_line: dict[str, int] = {}
     for interval in intervals:

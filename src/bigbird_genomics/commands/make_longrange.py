@@ -52,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from bigbird_genomics.builders.splits import parse_fractions
     from bigbird_genomics.errors import UserError
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "make-longrange",
+        inputs={"--background-fasta": args.background_fasta},
+        outputs={"--out": args.out},
+    )
     try:
         settings = LongRangeSettings(
             num_records=args.num_records,

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bigbird_genomics.commands._arguments import positive_int
+
 HELP = (
     "Predict on a new FASTA (plain or gzip): a TSV with one row per record (id, length, max and "
     "mean probability per label) and optionally a bedGraph of per-window probabilities. Records "
@@ -20,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fasta", required=True, help="FASTA to score (.fa, .fa.gz)")
     parser.add_argument("--out", required=True, help="output TSV, one row per record")
     parser.add_argument("--bedgraph", help="also write per-window probabilities here (bedGraph)")
-    parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="windows per forward pass"
+    )
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     parser.add_argument(
         "--window-bp",
@@ -87,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
         predict_fasta,
         scan_plan,
     )
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "predict",
+        inputs={"--checkpoint": args.checkpoint, "--fasta": args.fasta},
+        outputs={"--out": args.out, "--bedgraph": args.bedgraph},
+    )
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
         raise CheckpointNotFoundError(

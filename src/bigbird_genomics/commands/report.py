@@ -40,8 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.reporting.report import write_report
 
+    check_outputs(
+        "report",
+        inputs={"--evaluations": args.evaluations, "--predictions": args.predictions,
+                "--track": args.track, "--motifs": args.motifs, "--sweep": args.sweep,
+                "--runs": [run / name for run in args.runs
+                           for name in ("metrics.json", "config.yaml")]},
+        outputs={"--out-dir": [args.out_dir / name
+                               for name in ("summary.md", "summary.html", "track.png")]},
+        output_dirs={"--out-dir": args.out_dir},
+    )  # fmt: skip
     written = write_report(
         args.out_dir,
         runs=args.runs,

@@ -19,8 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.io.paths import check_outputs
+    from bigbird_genomics.io.run_dir import FAILED_RUN_FILE
     from bigbird_genomics.reporting.sweep_summary import write_summary
 
+    # the files read from each run (a summary may be written beside the runs, or among them)
+    read = [
+        run / name
+        for given in args.runs
+        for run in (given, *sorted(p for p in given.glob("*") if p.is_dir()))
+        for name in ("metrics.json", "config.yaml", FAILED_RUN_FILE)
+        if (run / name).exists()
+    ]
+    check_outputs(
+        "sweep-summary",
+        inputs={"--runs": read},
+        outputs={"--out-tsv": args.out_tsv, "--out-png": args.out_png},
+    )
     rows = write_summary(args.runs, args.out_tsv, args.out_png)
     print(f"summarised {len(rows)} runs into {args.out_tsv}")
     return 0

@@ -85,9 +85,16 @@ def tokenizer_option(name: str) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.fasta import FastaPolicy
+    from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.tokens.kmers import KmerTokenizer
     from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
 
+    check_outputs(
+        "tokenize",
+        inputs={"--fasta": args.fasta, "--labels": args.labels,
+                "--label-groups": args.label_groups},  # fmt: skip
+        replaced_dirs={"--out": args.out},
+    )
     if args.tokenizer is not None:
         if args.k is not None or args.stride is not None:
             raise UserError("--tokenizer sets k and stride: give it, or --k/--stride, not both")

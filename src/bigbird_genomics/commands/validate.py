@@ -67,7 +67,14 @@ def check_data(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.errors import UserError
     from bigbird_genomics.io.fasta import FastaPolicy
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "validate",
+        inputs={"FASTA": args.fasta},
+        input_dirs={"--data": args.data},
+        outputs={"--json": args.json},
+    )
     if not args.fasta and not args.data:
         raise UserError("give FASTA files to check, or --data DIR for a tokenized data set")
     for path in args.data:

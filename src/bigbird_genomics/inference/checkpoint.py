@@ -6,7 +6,10 @@ The checkpoint's hyper-parameters are plain dicts (see `lightning_module.Genomic
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,72 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+# Where a checkpoint keeps the sha256 digests of what it stores (written by training's
+# CheckpointIO, checked by `read_checkpoint`): one flipped bit in a weight or a hand-edited
+# hyper-parameter is then a clear error instead of a silently different model.
+INTEGRITY_KEY = "bigbird_genomics_integrity"
+# The parts of a checkpoint that are hashed: the weights that predict/evaluate/init_from use,
+# the raw weights the EMA callback keeps for resuming, and what rebuilds the network.
+HASHED_STATES = ("state_dict", "current_model_state")
+
+
+def tensors_digest(state: Mapping[str, Any]) -> str:
+    """sha256 over a state dict in key order: each key, dtype, shape and the tensor's bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        digest.update(key.encode("utf-8") + b"\0")
+        if not isinstance(value, torch.Tensor):
+            digest.update(json.dumps(value, sort_keys=True, default=str).encode("utf-8"))
+            continue
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{tensor.dtype}{tuple(value.shape)}".encode())
+        # viewed as bytes: numpy knows neither bfloat16 nor the float8 types
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def hparams_digest(hparams: Mapping[str, Any]) -> str:
+    """sha256 of the hyper-parameters as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(dict(hparams), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def checkpoint_digests(checkpoint: Mapping[str, Any]) -> dict[str, str]:
+    """The digests `INTEGRITY_KEY` holds for `checkpoint`, over what it stores."""
+    digests = {
+        name: tensors_digest(checkpoint[name])
+        for name in HASHED_STATES
+        if isinstance(checkpoint.get(name), Mapping)
+    }
+    digests["hyper_parameters"] = hparams_digest(checkpoint.get("hyper_parameters") or {})
+    return digests
+
+
+def verify_integrity(checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Compare the stored digests with the contents; a checkpoint without them is accepted
+    with a warning (written before checkpoints carried them, or by other tools)."""
+    stored = checkpoint.get(INTEGRITY_KEY)
+    if not isinstance(stored, Mapping):
+        log.warning(
+            "checkpoint %s carries no content hash, so corruption cannot be detected; "
+            "checkpoints written by bigbird-genomics-train carry one", path,
+        )
+        return
+    actual = checkpoint_digests(checkpoint)
+    names = set(stored) | set(actual)
+    damaged = sorted(name for name in names if stored.get(name) != actual.get(name))
+    if damaged:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: the content hash of its {' and '.join(damaged)} "
+            "differs from the one stored when it was written (a damaged copy, a failing disk, or "
+            "an edited file); copy it again from its source, or retrain"
+        )
+
+
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dict, loaded safely (weights_only=True)."""
+    """The raw checkpoint dict, loaded safely (weights_only=True) and checked against its
+    content hash."""
     path = Path(path)
     device = resolve_device(device)
     if not path.is_file():
@@ -69,11 +136,16 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
             "checkpoints/best.ckpt"
         ) from error
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not hparams or not {"model", "attention", "task", "tokenizer"} <= set(hparams):
+    if not isinstance(hparams, Mapping) or not {"model", "attention", "task", "tokenizer"} <= set(
+        hparams
+    ):
         raise CheckpointError(
             f"{path} is not a bigbird-genomics training checkpoint (no model/attention/task/"
             "tokenizer hyper-parameters)"
         )
+    if not isinstance(checkpoint.get("state_dict"), Mapping):
+        raise CheckpointError(f"{path} is not a bigbird-genomics training checkpoint (no weights)")
+    verify_integrity(checkpoint, path)
     return checkpoint
 
 
@@ -193,34 +265,61 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     """Rebuild the network of a training checkpoint in eval mode on `device`."""
     checkpoint = read_checkpoint(path, device)
     hparams = checkpoint["hyper_parameters"]
-    task = hparams["task"]
-    outputs = 0 if task["type"] == "mlm" else num_outputs(
-        task["type"], len(task.get("label_names") or []), task.get("num_classes")
-    )
-    network = GenomicsModel(
-        hparams["model"], hparams["attention"], task["type"], outputs,
-        pooling=task.get("pooling", "cls"),
-    )
+    try:
+        task = hparams["task"]
+        outputs = 0 if task["type"] == "mlm" else num_outputs(
+            task["type"], len(task.get("label_names") or []), task.get("num_classes")
+        )
+        network = GenomicsModel(
+            hparams["model"], hparams["attention"], task["type"], outputs,
+            pooling=task.get("pooling", "cls"),
+        )
+        tokenizer = KmerTokenizer.from_dict(hparams["tokenizer"])
+        max_tokens = int(hparams["model"]["max_tokens"])
+        block_size = int(hparams["attention"]["block_size"])
+        label_names = output_names(task)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        # Checks further down format these values into their own messages, and a damaged value
+        # (a list where a number goes) breaks that formatting: stop here, naming the file.
+        raise CheckpointError(
+            f"checkpoint {path}: its hyper-parameters are damaged or of another version "
+            f"({type(error).__name__}: {str(error)[:200]}); the model cannot be rebuilt from "
+            "them. Use a checkpoint written by bigbird-genomics-train"
+        ) from error
     prefix = "network."
     state = {
         key[len(prefix):]: value
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(prefix)
     }
-    network.load_state_dict(state)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"checkpoint {path}: its weights do not fit the network its hyper-parameters "
+            f"describe ({_first_line(error)}); the file was assembled from two models. Use a "
+            "checkpoint written by bigbird-genomics-train"
+        ) from error
     device = torch.device(device)
     network.to(device).eval()
     return LoadedModel(
         network=network,
-        tokenizer=KmerTokenizer.from_dict(hparams["tokenizer"]),
-        label_names=output_names(task),
+        tokenizer=tokenizer,
+        label_names=label_names,
         task_type=task["type"],
-        max_tokens=int(hparams["model"]["max_tokens"]),
-        block_size=int(hparams["attention"]["block_size"]),
+        max_tokens=max_tokens,
+        block_size=block_size,
         hparams=hparams,
         device=device,
         path=Path(path),
     )
+
+
+def _first_line(error: BaseException) -> str:
+    """The first meaningful line of a state-dict error (torch lists every tensor after it)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line for line in lines[1:] if "size mismatch" in line or "key" in line), "")
+    return "; ".join(part for part in (lines[0] if lines else "", detail) if part)[:300]
 
 
 def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
@@ -232,7 +331,18 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
     checkpoint = read_checkpoint(path)
     source = checkpoint["hyper_parameters"]
     target_vocab = network.encoder.config.vocab_size
-    if int(source["model"]["vocab_size"]) != target_vocab:
+    try:
+        source_vocab = int(source["model"]["vocab_size"])
+        source_pool = stem_downsample(
+            int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(
+            f"model.init_from={path}: its hyper-parameters are damaged or of another version "
+            f"({type(error).__name__}: {str(error)[:200]}); use a checkpoint written by "
+            "bigbird-genomics-train"
+        ) from error
+    if source_vocab != target_vocab:
         raise CheckpointError(
             f"model.init_from={path}: its vocabulary has {source['model']['vocab_size']} tokens "
             f"but this run's tokenizer has {target_vocab}; use the same tokenizer.k/stride"
@@ -243,9 +353,6 @@ def load_encoder_weights(network: GenomicsModel, path: str | Path) -> int:
         for key, value in checkpoint["state_dict"].items()
         if key.startswith(prefix)
     }
-    source_pool = stem_downsample(
-        int(source["model"].get("stem_pool", 1)), int(source["model"].get("stem_layers", 1))
-    )
     if source_pool != network.encoder.config.downsample:
         log.warning(
             "model.init_from=%s was trained with a stem pooling by %d, this run pools by %d: a "

@@ -132,3 +132,29 @@ def compute_metrics(
     if task_type == "multilabel":
         return multilabel_metrics(probs_t, targets_t, label_names, label_groups)
     raise ValueError(f"no classification metrics for task type {task_type!r}")
+
+
+def one_class_report(
+    task_type: str, targets: np.ndarray, label_names: Sequence[str] = ()
+) -> tuple[str, tuple[str, ...]] | None:
+    """(class counts, metrics that are undefined) when a split holds one class only, else None.
+
+    AUROC and AUPRC rank positives against negatives and MCC divides by both class counts, so
+    with one class they have no value (torchmetrics returns 0 or NaN); F1 also has none when
+    there is no positive. Accuracy stays defined.
+    """
+    targets = np.asarray(targets)
+    if len(targets) == 0 or task_type not in ("binary", "multiclass"):
+        return None
+    column = targets.reshape(len(targets), -1)[:, 0].astype(int)
+    classes, counts = np.unique(column, return_counts=True)
+    if len(classes) > 1:
+        return None
+    if task_type == "binary":
+        only = int(classes[0])
+        counts_text = f"{int(counts[0])} with label {only}, 0 with label {1 - only}"
+        undefined = ("f1", "mcc", "auroc", "auprc") if only == 0 else ("mcc", "auroc", "auprc")
+    else:
+        counts_text = f"{int(counts[0])} of class {int(classes[0])}, none of the others"
+        undefined = ("f1", "mcc", "auroc", "auprc")
+    return counts_text, undefined

@@ -117,6 +117,13 @@ class FastaRecord:
 def open_binary(path: Path) -> BinaryIO:
     """Open plain or gzip/bgzip input by content (not extension); refuse other compressions."""
     if not path.is_file():
+        if path.exists():
+            # a device (/dev/zero) or a pipe: the file is opened twice (magic bytes, then the
+            # records), which a stream cannot give, and /dev/zero would never end
+            raise FastaFormatError(
+                f"{path}: is not a regular file (a device, pipe or folder); save the FASTA to a "
+                "file (plain or gzip) and pass that"
+            )
         raise FastaFormatError(f"{path}: no such file")
     with open(path, "rb") as handle:
         magic = handle.read(6)

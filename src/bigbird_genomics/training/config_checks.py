@@ -30,10 +30,28 @@ def sparsity_config(attention: dict[str, Any]) -> SparsityConfig:
         raise ConfigError(f"invalid attention config: {error}") from error
 
 
+# Sizes of the encoder: each a whole number >= 1 (0 builds an empty model that "trains").
+MODEL_SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_tokens")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_model_sizes(model: dict[str, Any]) -> None:
+    for key in MODEL_SIZE_KEYS:
+        value = model.get(key)
+        if not _is_int(value) or value < 1:
+            shown = "null" if value is None else repr(value)  # as written in the config
+            raise ConfigError(f"model.{key}={shown} must be a whole number >= 1")
+
+
 def check_static(cfg: dict[str, Any]) -> None:
     """Checks that need only the configuration (no data)."""
-    sparsity = sparsity_config(cfg["attention"])
     model = cfg["model"]
+    _check_model_sizes(model)
+    _check_trainer(cfg["trainer"])
+    sparsity = sparsity_config(cfg["attention"])
     context = model["max_tokens"]
     if context % sparsity.block_size:
         raise ConfigError(
@@ -63,6 +81,7 @@ def check_static(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"task.pooling={task['pooling']!r} must be one of {', '.join(POOLINGS)}")
     if task["type"] == "multiclass" and (task.get("num_classes") or 0) < 2:
         raise ConfigError("task.num_classes must be set (>= 2) for a multiclass task")
+    _check_pos_weight(task)
     data = cfg["data"]
     for key in ("batch_size", "eval_batch_size"):
         if data[key] < 1:
@@ -95,6 +114,97 @@ def _check_stem(model: dict[str, Any], task: dict[str, Any]) -> None:
             f"model.stem_pool={pool} pools tokens away, but task.type=mlm predicts every token; "
             "set model.stem_pool=1"
         )
+
+
+def _check_pos_weight(task: dict[str, Any]) -> None:
+    """`task.pos_weight` is null, auto, or one positive number per label; anything else would be
+    silently ignored by the loss."""
+    weight = task.get("pos_weight")
+    if weight is None or weight == "auto":
+        return
+    if isinstance(weight, (list, tuple)) and weight and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weight
+    ):
+        return
+    raise ConfigError(
+        f"task.pos_weight={weight!r} must be null, auto (neg/pos of the training split) or a "
+        "list of positive numbers, one per label (e.g. [3.0])"
+    )
+
+
+def _check_trainer(trainer: dict[str, Any]) -> None:
+    """Trainer values Lightning accepts but that train nothing, forever, or fail late."""
+    from typing import get_args
+
+    from lightning_fabric.connector import _PRECISION_INPUT
+
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if not _is_int(max_steps) or not (max_steps == -1 or max_steps >= 1):
+        raise ConfigError(
+            f"trainer.max_steps={max_steps!r} must be a whole number >= 1, or -1 (no step limit)"
+        )
+    if max_epochs is not None and (not _is_int(max_epochs) or max_epochs < -1):
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs!r} must be a whole number >= 1 (or -1 with "
+            "trainer.max_steps)"
+        )
+    if max_epochs == 0:
+        raise ConfigError(
+            "trainer.max_epochs=0 trains nothing (no checkpoint is written); set it to >= 1"
+        )
+    if max_epochs in (None, -1) and max_steps == -1:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} without trainer.max_steps trains forever (and the "
+            "learning-rate schedule has no end); set trainer.max_epochs >= 1 or trainer.max_steps"
+        )
+    min_epochs = trainer.get("min_epochs")
+    if min_epochs is not None and (not _is_int(min_epochs) or min_epochs < 0):
+        raise ConfigError(f"trainer.min_epochs={min_epochs!r} must be a whole number >= 0")
+    if min_epochs and _is_int(max_epochs) and max_epochs >= 1 and min_epochs > max_epochs:
+        raise ConfigError(
+            f"trainer.min_epochs={min_epochs} is more than trainer.max_epochs={max_epochs}; "
+            "lower trainer.min_epochs"
+        )
+    interval = trainer.get("val_check_interval")
+    if interval is not None and (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or interval <= 0
+        or (isinstance(interval, float) and interval > 1.0)
+    ):
+        raise ConfigError(
+            f"trainer.val_check_interval={interval!r} must be a fraction of an epoch in (0, 1] "
+            "or a whole number of training batches >= 1"
+        )
+    precisions = {str(p) for group in get_args(_PRECISION_INPUT) for p in get_args(group)}
+    if str(trainer.get("precision")) not in precisions:
+        raise ConfigError(
+            f"trainer.precision={trainer.get('precision')!r} is not a Lightning precision; use "
+            "one of 32-true, 16-mixed, bf16-mixed, bf16-true, 64-true"
+        )
+    devices = trainer.get("devices")
+    if devices != "auto" and not (
+        (_is_int(devices) and (devices >= 1 or devices == -1))
+        or (isinstance(devices, (list, tuple)) and devices)
+        or (isinstance(devices, str) and devices.strip() not in ("", "0"))
+    ):
+        raise ConfigError(
+            f"trainer.devices={devices!r} must be >= 1 (how many), -1 (all), a list of device "
+            "ids or auto"
+        )
+
+
+def check_machine(trainer: dict[str, Any]) -> None:
+    """What this machine must have for the config (a config for a GPU node is valid, and is
+    checked by `check_static`, on a laptop; it only cannot train there)."""
+    accelerator = str(trainer.get("accelerator"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is available here (or torch is a "
+            "CPU build); use trainer.accelerator=cpu (or auto)"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps but MPS (Apple GPU) is not available here")
 
 
 def _check_backend(sparsity: SparsityConfig, head_dim: int, trainer: dict[str, Any]) -> None:
@@ -227,6 +337,9 @@ def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str,
         if len(data.split_indices(split)) == 0:
             raise ConfigError(f"data set {data.path} has no {split!r} examples; data.dataset")
     if task["type"] == "mlm":
+        _check_val_interval(
+            cfg["trainer"], len(data.split_indices("train")), cfg["data"]["batch_size"]
+        )
         return
     if not data.label_names:
         raise ConfigError(
@@ -262,9 +375,64 @@ def check_against_data(cfg: dict[str, Any], data: Any, tokenizer_dict: dict[str,
             f"task.type=multilabel needs two or more label columns, data set {data.path} has "
             f"one ({data.label_names[0]}); use task=promoter (binary) for a single label"
         )
+    _check_train_classes(cfg, data)
+    _check_val_interval(cfg["trainer"], len(data.split_indices("train")), cfg["data"]["batch_size"])
     pos_weight = task.get("pos_weight")
     if isinstance(pos_weight, list) and len(pos_weight) != len(data.label_names):
         raise ConfigError(
             f"task.pos_weight has {len(pos_weight)} values but data set {data.path} has "
             f"{len(data.label_names)} label column(s); give one weight per label, or auto"
+        )
+
+
+def _check_train_classes(cfg: dict[str, Any], data: Any) -> None:
+    """A training split of one class "trains" to a constant answer that scores accuracy 1.0."""
+    task_type = cfg["task"]["type"]
+    indices = data.split_indices("train")
+    labels = np.asarray(data.label_array)[np.asarray(indices)]
+    where = f"the 'train' split of data set {data.path} ({len(indices)} examples)"
+    if task_type == "multiclass":
+        classes, counts = np.unique(labels[:, 0], return_counts=True)
+        if len(classes) < 2:
+            raise ConfigError(
+                f"{where} holds one class only (class {int(classes[0])}: {int(counts[0])}); a "
+                "model cannot learn to tell classes apart from it. Re-split or add the other "
+                "classes (data.dataset)"
+            )
+        return
+    positives = labels.sum(axis=0).astype(int)
+    negatives = len(labels) - positives
+    one_class = [
+        f"{name}: {pos} positive, {neg} negative"
+        for name, pos, neg in zip(data.label_names, positives, negatives, strict=True)
+        if pos == 0 or neg == 0
+    ]
+    if one_class:
+        shown = "; ".join(one_class[:5]) + (f"; {len(one_class) - 5} more" if len(one_class) > 5
+                                             else "")  # fmt: skip
+        raise ConfigError(
+            f"{where} has label(s) of one class only ({shown}); a model trained on it answers a "
+            "constant. Re-split the data, or drop labels without positives (data.dataset)"
+        )
+
+
+def _check_val_interval(trainer: dict[str, Any], train_examples: int, batch_size: int) -> None:
+    """A whole-number val_check_interval beyond the epoch's batches fails inside Lightning."""
+    interval = trainer.get("val_check_interval")
+    if not _is_int(interval):
+        return
+    from bigbird_genomics.training.datamodule import LengthBucketBatchSampler
+
+    # the training sampler's own count (length pools make a few short batches), one device
+    batches = len(LengthBucketBatchSampler(np.zeros(train_examples), batch_size, shuffle=True))
+    limit = trainer.get("limit_train_batches", 1.0)
+    if _is_int(limit):
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = int(batches * limit)
+    if interval > batches and trainer.get("check_val_every_n_epoch") is not None:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval} is more than the {batches} training batches "
+            f"of an epoch ({train_examples} examples, data.batch_size={batch_size}); lower it, "
+            "or give a fraction of an epoch (e.g. 0.5)"
         )

@@ -1,8 +1,10 @@
-"""Hydra callback: at the end of a multirun, summarise its runs into summary.tsv / summary.png."""
+"""Hydra callbacks: refuse an unwritable run directory before Hydra writes into it; at the end of
+a multirun, summarise its runs into summary.tsv / summary.png."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,24 @@ class SweepSummary(Callback):
             if failed:  # the other jobs ran, but scripts and CI must see the failure (SystemExit
                 # passes Hydra's callback wrapper, which turns exceptions into warnings)
                 raise SystemExit(2)
+
+
+class CheckRunDir(Callback):
+    """One line naming `hydra.run.dir` (or `hydra.sweep.dir`) when it cannot be written (a
+    read-only mount, a file in the way): Hydra creates it and writes `.hydra/` before the
+    training code runs, and would fail there with a traceback."""
+
+    def _check(self, key: str, folder: str) -> None:
+        from bigbird_genomics.io.paths import check_outputs
+
+        try:
+            check_outputs("bigbird-genomics-train", output_dirs={key: folder})
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None  # passes Hydra's callback wrapper, unlike exceptions
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.sweep.dir", config.hydra.sweep.dir)

@@ -16,9 +16,16 @@ import numpy as np
 import pytorch_lightning as pl
 from omegaconf import OmegaConf
 
+from bigbird_genomics.io.paths import check_outputs
 from bigbird_genomics.io.writers import atomic_open
 from bigbird_genomics.tokens.store import label_groups_of
-from bigbird_genomics.training.config_checks import ConfigError, check_against_data, check_static
+from bigbird_genomics.training.checkpoint_io import AtomicCheckpointIO
+from bigbird_genomics.training.config_checks import (
+    ConfigError,
+    check_against_data,
+    check_machine,
+    check_static,
+)
 from bigbird_genomics.training.noise import silence_third_party_noise
 from bigbird_genomics.training.resume import checked_ckpt_path
 from bigbird_genomics.training.run_outputs import finish_run, summary_lines
@@ -200,6 +207,9 @@ def train(cfg: dict[str, Any], run_dir: Path, extra_callbacks: list | None = Non
 
     silence_third_party_noise()
     check_static(cfg)
+    check_machine(cfg["trainer"])
+    # a read-only or full location fails here, in one line, not after the data set is built
+    check_outputs("bigbird-genomics-train", output_dirs={"hydra.run.dir": run_dir})
     tokenizer = KmerTokenizer(k=cfg["tokenizer"]["k"], stride=cfg["tokenizer"]["stride"])
     model = model_settings(cfg)
     given = cfg["data"]["dataset"]
@@ -256,6 +266,7 @@ def _fit_and_finish(cfg: dict[str, Any], run_dir: Path, module, datamodule, logg
             logger=loggers or False,
             callbacks=callbacks,
             use_distributed_sampler=False,  # the batch sampler shards by rank itself
+            plugins=[AtomicCheckpointIO()],  # hashed, written beside the target and renamed
             enable_progress_bar=bool(cfg["callbacks"].get("progress_bar")),
         )
     except TypeError as error:
