@@ -1,4 +1,4 @@
-"""Session-6 pilot loop (scratch, kept so its numbers can be reproduced): DeePromoter recipe search.
+"""DeePromoter recipe search: the pilot loop (scratch, kept so its numbers can be reproduced).
 
 A plain PyTorch loop (no Lightning, no length bucketing, OneCycle LR) over the benchmark's
 labelled FASTA (`benchmarks.accuracy` builds it: <out>/data/tata_deepromoter/data.fa), training
@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 import torch
-from bigbird_genomics.kmers import KmerTokenizer
 from torch import nn
 from torchmetrics.functional.classification import binary_auroc, binary_f1_score
 
 from bigbird_genomics.model.network import GenomicsModel
+from bigbird_genomics.tokens.kmers import KmerTokenizer
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="cnn")

@@ -1,6 +1,6 @@
 """Load a training checkpoint for prediction, without Lightning or Hydra.
 
-The checkpoint's hyper-parameters are plain dicts (see `lightning_module.GenomicsModule`), so
+The checkpoint's hyper-parameters are plain dicts (see `training.module.GenomicsModule`), so
 `torch.load(weights_only=True)` reads it and never runs pickled code from the file.
 """
 

@@ -95,7 +95,7 @@ def read_metrics_csv(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 def plot_losses(metrics_csv: Path, path: Path) -> Path | None:
     """Training loss per step and validation loss per epoch, against the optimizer step."""
-    # A resumed run's earlier history sits beside it as metrics.part<N>.csv (see train.py).
+    # A resumed run's earlier history sits beside it as metrics.part<N>.csv (see training/run.py).
     parts = sorted(metrics_csv.parent.glob("metrics.part*.csv"),
                    key=lambda part: int(part.stem.removeprefix("metrics.part")))
     files = [*parts, metrics_csv] if metrics_csv.is_file() else parts

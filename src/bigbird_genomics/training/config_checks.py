@@ -251,7 +251,7 @@ def _check_strategy(trainer: dict[str, Any]) -> None:
         )
 
 
-# What the LightningModule logs at each validation, by task type (lightning_module.py,
+# What the LightningModule logs at each validation, by task type (training/module.py,
 # metrics.py); multi-label groups add val/group/<group>/<score>.
 MONITORS = {
     "binary": ("val/loss", "val/accuracy", "val/f1", "val/mcc", "val/auroc", "val/auprc"),
