@@ -13,7 +13,10 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, action="append",
+        help="training checkpoint; repeat it to score an ensemble (probabilities averaged)",
+    )
     parser.add_argument("--data", required=True, type=Path, help="tokenized data set directory")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.ensemble import load_models
     from bigbird_genomics.inference.evaluation import (
         predict_split,
         split_metrics,
@@ -40,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.tokens.store import TokenizedDataset, label_groups_of
     from bigbird_genomics.training.run_outputs import write_json
 
-    model = load_checkpoint(args.checkpoint, args.device)
+    model = load_models(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
     predictions = predict_split(model, data, args.split, args.batch_size, args.strands)
     metrics = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(args.checkpoint[0]) if len(args.checkpoint) == 1
+        else [str(path) for path in args.checkpoint],
         "data": str(args.data),
         "split": args.split,
         "task_type": model.task_type,

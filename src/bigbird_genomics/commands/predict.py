@@ -13,7 +13,11 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="trained checkpoint (.ckpt)")
+    parser.add_argument(
+        "--checkpoint", required=True, action="append",
+        help="trained checkpoint (.ckpt); repeat it to predict with an ensemble (probabilities "
+        "averaged)",
+    )
     parser.add_argument("--fasta", required=True, help="FASTA to score (.fa, .fa.gz)")
     parser.add_argument("--out", required=True, help="output TSV, one row per record")
     parser.add_argument("--bedgraph", help="also write per-window probabilities here (bedGraph)")
@@ -55,17 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.inference.scan import CheckpointNotFoundError, predict_fasta
 
-    checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
-        raise CheckpointNotFoundError(
-            f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
-            "checkpoints/best.ckpt (written by bigbird-genomics-train)"
-        )
-    from bigbird_genomics.inference.checkpoint import (
-        load_checkpoint,  # imports torch: only when needed
-    )
+    checkpoints = [Path(path) for path in args.checkpoint]
+    for checkpoint in checkpoints:
+        if not checkpoint.is_file():
+            raise CheckpointNotFoundError(
+                f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
+                "checkpoints/best.ckpt (written by bigbird-genomics-train)"
+            )
+    from bigbird_genomics.inference.ensemble import load_models  # imports torch: only when needed
 
-    model = load_checkpoint(checkpoint, device=args.device)
+    model = load_models(checkpoints, device=args.device)
     summary = predict_fasta(
         model,
         args.fasta,
