@@ -101,10 +101,10 @@ class GenomicsModule(pl.LightningModule):
                  labels: torch.Tensor) -> None:
         """Masked-token accuracy and cross-entropy in bits per token and per base.
 
-        `loss` is nats per masked token; bits per base divides bits per token by the stride
-        (new bases per token): exact for disjoint k-mers (stride = k), where a token is k
-        bases, and comparable only between runs of the same k and stride otherwise (see
-        docs/pretraining.md).
+        `loss` is nats per scored token. Span masking hides all k bases of every scored token
+        (its overlapping neighbours are masked too), so each scored token is a joint guess of k
+        unseen bases: bits per base = bits per token / k, whatever the stride (2.0 = a uniform
+        guess; docs/pretraining.md).
         """
         scored = labels != IGNORE_INDEX
         count = int(scored.sum())
@@ -116,7 +116,7 @@ class GenomicsModule(pl.LightningModule):
         for name, value in (
             ("accuracy", correct),
             ("bits_per_token", bits_per_token),
-            ("bits_per_base", bits_per_token / self.kmer.stride),
+            ("bits_per_base", bits_per_token / self.kmer.k),
         ):
             self.log(f"{split}/{name}", value, on_step=on_step, on_epoch=True,
                      sync_dist=not on_step, batch_size=count)
