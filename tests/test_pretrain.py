@@ -221,3 +221,31 @@ def test_pretraining_killed_between_checkpoints_resumes_from_last_ckpt(
     assert (resumed_dir / "csv" / "metrics.part0.csv").is_file()  # history before the kill
     for key in ("loss", "bits_per_base"):
         assert resumed["val"][key] == pytest.approx(reference["val"][key], rel=0.01), key
+
+
+def test_benchmark_label_subset_and_steps_to(tmp_path: Path) -> None:
+    """benchmarks/pretraining.py: a stratified share of the train labels; steps to a score."""
+    from benchmarks.pretraining import label_subset, steps_to
+    from bigbird_genomics.io.fasta import read_fasta
+    from bigbird_genomics.io.labels import header_fields
+    from bigbird_genomics.io.writers import format_header, write_fasta
+
+    records = [
+        (format_header(f"r{i}", {"label": i % 2, "split": "train" if i < 80 else "test"}),
+         "ACGT" * 10)
+        for i in range(100)
+    ]
+    fasta = write_fasta(tmp_path / "d.fa", records)
+    subset = label_subset(fasta, tmp_path / "s.fa", 0.25, seed=0)
+    fields = [header_fields(r.description) for r in read_fasta(subset)]
+    train = [f for f in fields if f["split"] == "train"]
+    assert len(train) == 20 and sum(int(f["label"]) for f in train) == 10
+    assert sum(f["split"] == "test" for f in fields) == 20  # test stays whole
+    again = label_subset(fasta, tmp_path / "t.fa", 0.25, seed=0)
+    assert again.read_bytes() == subset.read_bytes()
+    history = tmp_path / "csv"
+    history.mkdir()
+    (history / "metrics.part0.csv").write_text("step,val/accuracy\n10,0.5\n20,0.9\n")
+    (history / "metrics.csv").write_text("step,val/accuracy\n30,\n40,0.96\n50,0.97\n")
+    assert steps_to(history / "metrics.csv", "val/accuracy", 0.95) == 40
+    assert steps_to(history / "metrics.csv", "val/accuracy", 0.99) is None
