@@ -13,6 +13,7 @@ def _pretrained_promoter(config: dict) -> None:
 
 
 def test_pretrained_task_fine_tunes_from_the_pretraining_run(workdir: Path) -> None:  # noqa: F811
+    """The demo config pretrains for its promoter task; the chromatin task starts fresh."""
     config = write_config(workdir, _pretrained_promoter)
     result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", str(config))
     assert result.returncode == 0, result.stderr
@@ -32,7 +33,12 @@ def test_pretrained_task_fine_tunes_from_the_pretraining_run(workdir: Path) -> N
 
 
 def test_without_pretrained_tasks_nothing_is_pretrained(workdir: Path) -> None:  # noqa: F811
-    result = snakemake(workdir, "-n", "--cores", "1")
+    def no_pretraining(config: dict) -> None:
+        for entry in config["tasks"].values():
+            entry["pretrained"] = False
+
+    config = write_config(workdir, no_pretraining)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", str(config))
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "rule pretrain" not in out and "rule finetune" not in out
