@@ -172,6 +172,10 @@ def longrange_arm(args: argparse.Namespace) -> dict:
     init = f"model.init_from={pretrained['best_checkpoint']}"
     for arm, extra in (("scratch", []), ("ecoli", [init])):
         arm_out = out / arm
+        shared = out / "scratch" / "data"
+        if arm != "scratch" and shared.exists() and not (arm_out / "data").exists():
+            arm_out.mkdir(parents=True, exist_ok=True)
+            (arm_out / "data").symlink_to(shared.resolve())  # generated once, read by both arms
         command = [sys.executable, "-m", "benchmarks.longrange", "--out", str(arm_out)]
         command += ["--variants", "bigbird", "--length-bp", str(args.longrange_length_bp)]
         command += ["--num-records", str(args.longrange_records), "--threads", str(args.threads)]
@@ -295,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
 
     longrange = longrange_arm(args) if args.longrange else None
     table = render_table(runs, pretrained)
+    if longrange is not None:
+        table += "\n\n| long-range arm | steps to val accuracy 0.95 | minutes |\n|---|---|---|\n"
+        table += "\n".join(
+            f"| {arm} | {longrange[arm]['steps_to_0.95'] or 'not reached'} | "
+            f"{longrange[arm]['minutes']:.1f} |" for arm in ("scratch", "ecoli")
+        )
     print(table)
     payload = {
         "settings": {key: (str(v) if isinstance(v, Path) else v) for key, v in vars(args).items()},
