@@ -95,6 +95,17 @@ def test_lower_stages_do_not_import_lightning_or_hydra(path: Path) -> None:
     assert not third_party_imports(path) & set(HEAVY)
 
 
+SCORING_COMMANDS = ("predict", "evaluate", "variant_effect", "ism", "gather_predictions")
+
+
+@pytest.mark.parametrize("name", SCORING_COMMANDS)
+def test_scoring_commands_do_not_import_training(name: str) -> None:
+    """Even lazily: training's modules load Lightning (seconds at start-up, on every call)."""
+    path = PACKAGE / "commands" / f"{name}.py"
+    assert "training" not in package_imports(path)
+    assert not third_party_imports(path) & set(HEAVY)
+
+
 def test_predict_and_evaluate_load_neither_lightning_nor_hydra() -> None:
     code = (
         "import sys\n"

@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "Check FASTA files; summarise records, lengths, Ns, ambiguity codes."),
     "extract": ("extract", "Cut windows around BED intervals out of a genome FASTA."),
     "tokenize": ("tokenize", "Turn a (labelled) FASTA into a tokenized, memory-mapped data set."),
+    "pretrain-corpus": (
+        "pretrain_corpus", "Cut genome FASTA(s) into an unlabelled masked-LM corpus (both strands)."
+    ),
     "demo-data": ("demo_data", "Write the embedded synthetic demo data (planted motifs, seeded)."),
     "evaluate": ("evaluate", "Score a trained checkpoint on a tokenized data set split."),
     "predict": ("predict", "Predict on new FASTA files: per-record TSV and per-window bedGraph."),

@@ -16,7 +16,10 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, action="append",
+        help="training checkpoint; repeat it to score an ensemble (probabilities averaged)",
+    )
     parser.add_argument("--data", required=True, type=Path, help="tokenized data set directory")
     parser.add_argument(
         "--split", default="test", choices=("train", "val", "test"), help="data set split to score"
@@ -38,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.inference.checkpoint import load_checkpoint
+    from bigbird_genomics.inference.ensemble import load_models
     from bigbird_genomics.inference.evaluation import (
         predict_split,
         split_metrics,
@@ -46,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from bigbird_genomics.inference.metrics import one_class_report
     from bigbird_genomics.io.paths import check_outputs
+    from bigbird_genomics.io.writers import write_json
     from bigbird_genomics.tokens.store import TokenizedDataset, label_groups_of
-    from bigbird_genomics.training.run_outputs import write_json
 
     plots = {"--plots": [args.plots / "roc.png", args.plots / "pr.png"]} if args.plots else {}
     check_outputs(
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         outputs={"--out": args.out, "--predictions": args.predictions, **plots},
         output_dirs={"--plots": args.plots},
     )
-    model = load_checkpoint(args.checkpoint, args.device)
+    model = load_models(args.checkpoint, args.device)
     data = TokenizedDataset(args.data)
     predictions = predict_split(model, data, args.split, args.batch_size, args.strands)
     scores = split_metrics(model, predictions, label_groups_of(data))
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     metrics = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(args.checkpoint[0]) if len(args.checkpoint) == 1
+        else [str(path) for path in args.checkpoint],
         "data": str(args.data),
         "split": args.split,
         "task_type": model.task_type,

@@ -18,7 +18,11 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="trained checkpoint (.ckpt)")
+    parser.add_argument(
+        "--checkpoint", required=True, action="append",
+        help="trained checkpoint (.ckpt); repeat it to predict with an ensemble (probabilities "
+        "averaged)",
+    )
     parser.add_argument("--fasta", required=True, help="FASTA to score (.fa, .fa.gz)")
     parser.add_argument("--out", required=True, help="output TSV, one row per record")
     parser.add_argument("--bedgraph", help="also write per-window probabilities here (bedGraph)")
@@ -96,21 +100,33 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(
         "predict",
         inputs={"--checkpoint": args.checkpoint, "--fasta": args.fasta},
-        outputs={"--out": args.out, "--bedgraph": args.bedgraph},
+        outputs={"--out": args.out, "--bedgraph": args.bedgraph, "--peaks": args.peaks},
     )
-    checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
-        raise CheckpointNotFoundError(
-            f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
-            "checkpoints/best.ckpt (written by bigbird-genomics-train)"
-        )
-    from bigbird_genomics.inference.checkpoint import (
-        load_checkpoint,  # imports torch: only when needed
-    )
+    checkpoints = [Path(path) for path in args.checkpoint]
+    for checkpoint in checkpoints:
+        if not checkpoint.is_file():
+            raise CheckpointNotFoundError(
+                f"--checkpoint {checkpoint}: no such file; point it at a trained run's "
+                "checkpoints/best.ckpt (written by bigbird-genomics-train)"
+            )
+    from bigbird_genomics.inference.ensemble import load_models  # imports torch: only when needed
 
+    model = load_models(checkpoints, device=args.device)
+    if args.bigwig:  # one file per label: known once the model is loaded, before any scoring
+        from bigbird_genomics.io.bigwig import bigwig_path
+
+        check_outputs(
+            "predict",
+            inputs={"--checkpoint": args.checkpoint, "--fasta": args.fasta},
+            outputs={
+                "--out": args.out,
+                "--bedgraph": args.bedgraph,
+                "--peaks": args.peaks,
+                "--bigwig": [bigwig_path(args.bigwig, label) for label in model.label_names],
+            },
+        )
     shard = parse_shard(args.shard) if args.shard else None
     records = [name for name in args.records.split(",") if name] if args.records else None
-    model = load_checkpoint(checkpoint, device=args.device)
     plan = scan_plan(model, args.window_bp, args.overlap_bp)
     print(
         f"predict: windows of {plan.window_bp} bp ({plan.source}), step {plan.step_bp} bp",

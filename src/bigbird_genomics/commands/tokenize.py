@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-
-from bigbird_genomics.errors import UserError
 
 DEFAULT_K, DEFAULT_STRIDE = 6, 1
 
@@ -60,30 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def conf_dir() -> Path:
-    """The training configs: the packaged ones, or BIGBIRD_GENOMICS_CONF's copy (as
-    `bigbird-genomics-train` reads them)."""
-    packaged = Path(__file__).resolve().parents[1] / "conf"
-    return Path(os.environ.get("BIGBIRD_GENOMICS_CONF", packaged))
-
-
-def tokenizer_option(name: str) -> tuple[int, int]:
-    """(k, stride) of the Hydra tokenizer option `name`: one source for both tokenize and
-    train, so a data set and the model trained on it cannot disagree."""
-    import yaml
-
-    folder = conf_dir() / "tokenizer"
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
-        raise UserError(f"--tokenizer {name}: no {path}; known options: {known}")
-    settings = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(settings.get("k"), int) or not isinstance(settings.get("stride"), int):
-        raise UserError(f"{path}: needs integer k and stride, found {settings!r}")
-    return settings["k"], settings["stride"]
-
-
 def run(args: argparse.Namespace) -> int:
+    from bigbird_genomics.commands._arguments import kmer_settings
     from bigbird_genomics.io.fasta import FastaPolicy
     from bigbird_genomics.io.paths import check_outputs
     from bigbird_genomics.tokens.kmers import KmerTokenizer
@@ -95,13 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 "--label-groups": args.label_groups},  # fmt: skip
         replaced_dirs={"--out": args.out},
     )
-    if args.tokenizer is not None:
-        if args.k is not None or args.stride is not None:
-            raise UserError("--tokenizer sets k and stride: give it, or --k/--stride, not both")
-        k, stride = tokenizer_option(args.tokenizer)
-    else:
-        k = DEFAULT_K if args.k is None else args.k
-        stride = DEFAULT_STRIDE if args.stride is None else args.stride
+    k, stride = kmer_settings(args.tokenizer, args.k, args.stride, DEFAULT_K, DEFAULT_STRIDE)
     out = tokenize_fasta(
         args.fasta,
         args.out,

@@ -8,11 +8,13 @@ numpy arrays that SeqIO would first copy into `Seq` objects.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -71,3 +73,22 @@ def write_tsv(
         for row in rows:
             stream.write("\t".join(str(value) for value in row) + "\n")
     return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], payload: dict) -> None:
+    """Atomic, indented JSON; NaN (an undefined AUROC) is written as null."""
+    with atomic_open(path) as handle:
+        json.dump(_plain(payload), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

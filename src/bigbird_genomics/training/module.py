@@ -97,6 +97,30 @@ class GenomicsModule(pl.LightningModule):
         )
         return masked.to(self.device), labels.to(self.device)
 
+    def _log_mlm(self, split: str, loss: torch.Tensor, logits: torch.Tensor,
+                 labels: torch.Tensor) -> None:
+        """Masked-token accuracy and cross-entropy in bits per token and per base.
+
+        `loss` is nats per scored token. Span masking hides all k bases of every scored token
+        (its overlapping neighbours are masked too), so each scored token is a joint guess of k
+        unseen bases: bits per base = bits per token / k, whatever the stride (2.0 = a uniform
+        guess; docs/pretraining.md).
+        """
+        scored = labels != IGNORE_INDEX
+        count = int(scored.sum())
+        if count == 0:
+            return
+        correct = ((logits.argmax(-1) == labels) & scored).sum() / count
+        bits_per_token = loss.detach() / math.log(2)
+        on_step = split == "train"
+        for name, value in (
+            ("accuracy", correct),
+            ("bits_per_token", bits_per_token),
+            ("bits_per_base", bits_per_token / self.kmer.k),
+        ):
+            self.log(f"{split}/{name}", value, on_step=on_step, on_epoch=True,
+                     sync_dist=not on_step, batch_size=count)
+
     def _loss(self, batch: dict, seed_offset: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """(loss, logits, targets) for one batch."""
         if self.task_type == "mlm":
@@ -122,9 +146,11 @@ class GenomicsModule(pl.LightningModule):
             flip = strand_flips(self.hparams.seed, self.global_step, len(batch["tokens"]))
             batch = {**batch, "tokens": reverse_complement_rows(
                 batch["tokens"], batch["attention_mask"], flip, self.strand_table)}  # fmt: skip
-        loss, _, _ = self._loss(batch, seed_offset=self.global_step)
+        loss, logits, targets = self._loss(batch, seed_offset=self.global_step)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(batch["tokens"]))
+        if self.task_type == "mlm":
+            self._log_mlm("train", loss, logits.detach(), targets)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -138,10 +164,7 @@ class GenomicsModule(pl.LightningModule):
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True,
                  batch_size=len(batch["tokens"]))
         if self.task_type == "mlm":
-            scored = targets != IGNORE_INDEX
-            correct = (logits.argmax(-1) == targets) & scored
-            self.log("val/accuracy", correct.sum() / scored.sum().clamp_min(1), on_epoch=True,
-                     sync_dist=True, batch_size=int(scored.sum()))
+            self._log_mlm("val", loss, logits, targets)
             return
         self.val_probs.update(probabilities(self.task_type, logits))
         self.val_targets.update(targets.float())

@@ -299,7 +299,7 @@ def add_monitored_score(metrics: dict, trainer: pl.Trainer, monitor: str, run_di
     which reads the forward strand only, even where the other metrics of the split average both
     strands (`strands: both`, a model trained with data.reverse_complement=true).
     """
-    from bigbird_genomics.training.run_outputs import write_json
+    from bigbird_genomics.io.writers import write_json
 
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     split, _, key = monitor.partition("/")

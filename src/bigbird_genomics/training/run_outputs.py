@@ -6,39 +6,17 @@ Final metrics come from the *best* checkpoint, reloaded through `inference.load_
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 
-from bigbird_genomics.io.writers import atomic_open
+from bigbird_genomics.io.writers import write_json
 
 log = logging.getLogger(__name__)
 
 LAYOUT_MAX_BLOCKS = 32  # the layout picture stays legible up to about this many blocks
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Atomic, indented JSON; NaN (an undefined AUROC) is written as null."""
-    with atomic_open(path) as handle:
-        json.dump(_plain(payload), handle, indent=2, sort_keys=True)
-        handle.write("\n")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def best_checkpoint(trainer: pl.Trainer, run_dir: Path) -> Path:
