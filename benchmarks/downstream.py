@@ -32,8 +32,8 @@ import numpy as np
 
 def train_checkpoint(root: Path, batches: int) -> Path:
     from bigbird_genomics.builders.demo import write_demo_data
+    from bigbird_genomics.tokens.build import tokenize_fasta
     from bigbird_genomics.tokens.kmers import KmerTokenizer
-    from bigbird_genomics.tokens.store import tokenize_fasta
 
     demo = write_demo_data(root / "demo", seed=0)
     dataset = tokenize_fasta(demo["promoter"], root / "data", KmerTokenizer(6, 1), max_tokens=319)

@@ -43,8 +43,8 @@ def peak_rss_mib() -> float:
 def train_tiny(out_dir: Path, steps: int) -> Path:
     """A tiny promoter model from the demo experiment (300 bp records), `steps` batches."""
     from bigbird_genomics.builders.demo import write_demo_data
+    from bigbird_genomics.tokens.build import tokenize_fasta
     from bigbird_genomics.tokens.kmers import KmerTokenizer
-    from bigbird_genomics.tokens.store import tokenize_fasta
 
     demo = write_demo_data(out_dir / "demo", seed=0)
     dataset = tokenize_fasta(

@@ -73,8 +73,9 @@ def run_project(path: Path, k: int, stride: int, repeat: int) -> dict:
 
 
 def run_dataset(path: Path, k: int, stride: int) -> dict:
+    from bigbird_genomics.tokens.build import tokenize_fasta
     from bigbird_genomics.tokens.kmers import KmerTokenizer
-    from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
+    from bigbird_genomics.tokens.store import TokenizedDataset
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

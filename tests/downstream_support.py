@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import tokenize_fasta
 
 
 def train_demo_promoter(root: Path, demo: dict[str, Path], extra: list[str]) -> Path:

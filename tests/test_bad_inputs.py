@@ -17,8 +17,8 @@ from training_support import tiny_trained_run, training_config
 from bigbird_genomics import cli
 from bigbird_genomics.io import paths
 from bigbird_genomics.io.writers import format_header, write_fasta
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import tokenize_fasta
 from bigbird_genomics.training.config_checks import ConfigError
 from bigbird_genomics.training.run import train
 

@@ -26,8 +26,9 @@ from bigbird_genomics.inference.checkpoint import CheckpointError, load_checkpoi
 from bigbird_genomics.io.atomic import remove_stale, temp_prefix
 from bigbird_genomics.io.labels import LabelError
 from bigbird_genomics.io.writers import atomic_open
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import DatasetFormatError, TokenizedDataset, tokenize_fasta
+from bigbird_genomics.tokens.store import DatasetFormatError, TokenizedDataset
 
 LATIN1 = "café".encode("latin-1")  # é is one byte (0xe9) in latin-1, not valid UTF-8
 MODEL = {"vocab_size": 69, "hidden_size": 16, "num_layers": 1, "num_heads": 2,

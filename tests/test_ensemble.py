@@ -15,8 +15,9 @@ from bigbird_genomics.inference.ensemble import Ensemble, EnsembleMismatchError,
 from bigbird_genomics.inference.evaluation import predict_split
 from bigbird_genomics.inference.scan import predict_fasta
 from bigbird_genomics.io.writers import write_fasta
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
+from bigbird_genomics.tokens.store import TokenizedDataset
 from bigbird_genomics.training.module import GenomicsModule
 
 MODEL = {"vocab_size": 69, "hidden_size": 16, "num_layers": 1, "num_heads": 2,

@@ -149,7 +149,7 @@ def test_devices_that_do_not_exist_here_are_user_errors(tmp_path: Path) -> None:
 
 def test_evaluation_data_longer_than_the_context_names_the_fix(tmp_path: Path) -> None:
     from bigbird_genomics.inference.evaluation import predict_split
-    from bigbird_genomics.tokens.store import tokenize_fasta
+    from bigbird_genomics.tokens.build import tokenize_fasta
 
     fasta = tmp_path / "long.fa"
     fasta.write_text("".join(f">r{i} labels=0,1 split=test\n{'ACGT' * 30}\n" for i in range(3)))

@@ -350,7 +350,7 @@ def test_cli_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint: 2 training batches of the tiny demo promoter model (session-wide)."""
     from bigbird_genomics.builders.demo import write_demo_data
-    from bigbird_genomics.tokens.store import tokenize_fasta
+    from bigbird_genomics.tokens.build import tokenize_fasta
 
     root = tmp_path_factory.mktemp("tiny_ckpt")
     demo = write_demo_data(root / "demo", seed=0)

@@ -14,15 +14,13 @@ from hypothesis import strategies as st
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.labels import LabelError
+from bigbird_genomics.tokens.build import _assign_splits, _window_tokens, tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer, TokenizerConfigError
 from bigbird_genomics.tokens.store import (
     DatasetFormatError,
     TokenizedDataset,
     TokenizerMismatchError,
-    _assign_splits,
-    _window_tokens,
     sha256_file,
-    tokenize_fasta,
 )
 
 RNG = np.random.default_rng(7)

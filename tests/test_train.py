@@ -283,8 +283,8 @@ def write_class_fasta(path: Path, count: int = 150, length: int = 60) -> Path:
 def test_multiclass_trains_from_class_labels_end_to_end(tmp_path: Path) -> None:
     """`class=K` headers -> one `class` label -> task.type=multiclass: training, checkpoint,
     evaluate and the config checks that keep class and 0/1 data apart."""
+    from bigbird_genomics.tokens.build import tokenize_fasta
     from bigbird_genomics.tokens.kmers import KmerTokenizer
-    from bigbird_genomics.tokens.store import tokenize_fasta
 
     data = tokenize_fasta(write_class_fasta(tmp_path / "classes.fa"), tmp_path / "tok",
                           KmerTokenizer(k=3), max_tokens=63)  # fmt: skip

@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from bigbird_genomics.io.writers import format_header, write_fasta
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import tokenize_fasta
 from bigbird_genomics.training.app import CONF_DIR
 
 MOTIF = "TATAAT"

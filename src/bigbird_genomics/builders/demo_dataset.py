@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bigbird_genomics.builders.demo import write_demo_data
 from bigbird_genomics.io.atomic import remove_stale, temp_prefix
+from bigbird_genomics.tokens.build import tokenize_fasta
 from bigbird_genomics.tokens.kmers import KmerTokenizer
-from bigbird_genomics.tokens.store import tokenize_fasta
 
 
 def _atomic_dir(target: Path, build: Callable[[Path], object]) -> Path:

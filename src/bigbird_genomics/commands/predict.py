@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         inputs={"--checkpoint": args.checkpoint, "--fasta": args.fasta},
         outputs={"--out": args.out, "--bedgraph": args.bedgraph, "--peaks": args.peaks},
     )
+    from bigbird_genomics.io.fasta import check_fasta_path
+
+    check_fasta_path(args.fasta)  # before the model loads and the scan plan is printed
     checkpoints = [Path(path) for path in args.checkpoint]
     for checkpoint in checkpoints:
         if not checkpoint.is_file():

@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.commands._arguments import kmer_settings
     from bigbird_genomics.io.fasta import FastaPolicy
     from bigbird_genomics.io.paths import check_outputs
+    from bigbird_genomics.tokens.build import tokenize_fasta
     from bigbird_genomics.tokens.kmers import KmerTokenizer
-    from bigbird_genomics.tokens.store import TokenizedDataset, tokenize_fasta
+    from bigbird_genomics.tokens.store import TokenizedDataset
 
     check_outputs(
         "tokenize",

@@ -114,8 +114,9 @@ class FastaRecord:
         return f"{self.path}: record '{self.id}' (header on line {self.line})"
 
 
-def open_binary(path: Path) -> BinaryIO:
-    """Open plain or gzip/bgzip input by content (not extension); refuse other compressions."""
+def check_fasta_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a FASTA path that is missing or not a regular file, before any other work."""
+    path = Path(path)
     if not path.is_file():
         if path.exists():
             # a device (/dev/zero) or a pipe: the file is opened twice (magic bytes, then the
@@ -125,6 +126,11 @@ def open_binary(path: Path) -> BinaryIO:
                 "file (plain or gzip) and pass that"
             )
         raise FastaFormatError(f"{path}: no such file")
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open plain or gzip/bgzip input by content (not extension); refuse other compressions."""
+    check_fasta_path(path)
     with open(path, "rb") as handle:
         magic = handle.read(6)
     if magic[:2] == b"\x1f\x8b":  # gzip; bgzip is gzip with extra blocks, read the same way

@@ -36,14 +36,9 @@ from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.atomic import DIRECTORY_MODE
 from bigbird_genomics.io.fasta import DEFAULT_POLICY, FastaPolicy, read_fasta, reverse_complement
 from bigbird_genomics.io.labels import SPLITS
+from bigbird_genomics.tokens.build import check_replaceable, replace_directory, source_entry
 from bigbird_genomics.tokens.kmers import KmerTokenizer, TokenizerConfigError, plan_windows
-from bigbird_genomics.tokens.store import (
-    FORMAT,
-    FORMAT_VERSION,
-    _check_replaceable,
-    _replace_directory,
-    _source,
-)
+from bigbird_genomics.tokens.store import FORMAT, FORMAT_VERSION
 
 BATCH_WINDOWS = 256  # windows encoded together: one span of ~256 windows per strand
 N_CODE = ord("N")
@@ -138,7 +133,7 @@ def build_corpus(
         )
     window_bp = tokenizer.max_bases(max_tokens)
     min_window_bp = max(tokenizer.k, window_bp // 2 if min_window_bp is None else min_window_bp)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     temp.chmod(DIRECTORY_MODE)  # mkdtemp makes it private (0700); a data set is shared
@@ -148,7 +143,7 @@ def build_corpus(
             min_window_bp, (val_fraction, test_fraction), seed, policy,
         )
         (temp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        _replace_directory(temp, out_dir)
+        replace_directory(temp, out_dir)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -232,7 +227,7 @@ def _write_corpus(
     np.save(temp / "strands.npy", np.concatenate(strands))
     np.save(temp / "split.npy", example_splits)
     (temp / "records.txt").write_text("".join(f"{r}\n" for r in record_ids))
-    sources = [_source(path) for path in paths]
+    sources = [source_entry(path) for path in paths]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
