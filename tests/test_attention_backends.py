@@ -738,3 +738,24 @@ def test_first_row_attention_is_row_zero_of_the_reference(
         assert bool((got[2] == 0).all(dim=-1).any())  # the pattern mask matters
     if padding == "first":
         assert bool((got[0][0] == 0).all())  # padded row 0 outputs zeros, as every backend's
+
+
+@pytest.mark.parametrize("chunk_bytes", [20_000, 45_000, 100_000])
+def test_block_backend_chunks_with_a_shorter_last_chunk(
+    chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of several blocks whose last one is shorter, with batch > 1: the reused gather
+    buffers must give contiguous keys for every chunk size."""
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", chunk_bytes)
+    config = SparsityConfig(block_size=16, seed=5, backend="block")
+    q, k, v, weights = make_inputs(300, 6)
+    key_padding_mask = padding_mask(300, "right")
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-4)

@@ -351,9 +351,9 @@ def test_temporaries_of_dead_writers_are_removed_by_the_next(tmp_path: Path) -> 
     assert remove_stale(tmp_path / "absent" / "x") == []
 
 
-def kill_midway(command: list[str], watch: Path, target: str) -> list[str]:
-    """Start `bigbird-genomics command`, SIGKILL it once its temporary for `target` appears;
-    return the names it left in `watch`."""
+def kill_midway(command: list[str], watch: Path, target: str, after: float = 0.2) -> list[str]:
+    """Start `bigbird-genomics command`, SIGKILL it `after` seconds after its temporary for
+    `target` appears; return the names it left in `watch`."""
     before = set(os.listdir(watch))
     process = subprocess.Popen(
         [sys.executable, "-m", "bigbird_genomics.cli", *command],
@@ -364,7 +364,7 @@ def kill_midway(command: list[str], watch: Path, target: str) -> list[str]:
         deadline = time.monotonic() + 120  # a guard against a hang, not a timing threshold
         while process.poll() is None and time.monotonic() < deadline:
             if any(name.startswith(f".{target}.") for name in os.listdir(watch)):
-                time.sleep(0.2)
+                time.sleep(after)
                 break
             time.sleep(0.01)
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
@@ -392,9 +392,10 @@ def test_sigkill_of_predict_and_tokenize_leaves_nothing_a_later_run_keeps(
     assert cli.main(predict) == 0
     assert not any((tmp_path / name).exists() for name in left)
 
-    genome = write_fasta(tmp_path / "g.fa", [(f"h{i}", dna(rng, 1_000_000)) for i in range(30)])
+    # large enough that an idle machine is still tokenizing when the kill lands
+    genome = write_fasta(tmp_path / "g.fa", [(f"h{i}", dna(rng, 1_000_000)) for i in range(80)])
     left = kill_midway(["tokenize", "--fasta", str(genome), "--out", str(tmp_path / "tok"),
-                        "--k", "3"], tmp_path, "tok")
+                        "--k", "3"], tmp_path, "tok", after=0.02)
     assert left and not (tmp_path / "tok").exists()
     tokenize_fasta(small, tmp_path / "tok", KmerTokenizer(3))
     assert not any((tmp_path / name).exists() for name in left)

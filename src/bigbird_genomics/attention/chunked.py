@@ -287,11 +287,18 @@ def _chunks(work: _Work) -> Iterator[_Chunk]:
         rows = index[:, span].reshape(-1)
         gathered_shape = (work.batch, len(rows), work.block, work.head_dim)
         if key_buffer is None:
-            full = (work.batch, index[:, :size].numel(), work.block, work.head_dim)
+            full = work.batch * index[:, :size].numel() * work.block * work.head_dim
             key_buffer, value_buffer = (work.k.new_empty(full) for _ in range(2))
-        # The buffers are reused: the kernel copies nothing it keeps past the call.
-        keys = torch.index_select(key_blocks, 1, rows, out=key_buffer[:, : len(rows)])
-        values = torch.index_select(value_blocks, 1, rows, out=value_buffer[:, : len(rows)])
+        # The buffers are reused: the kernel copies nothing it keeps past the call. Flat
+        # storage, so a shorter last chunk is a contiguous prefix (a [:, :rows] slice of a
+        # batched buffer would not be, and the flat view below would fail for batch > 1).
+        used = work.batch * len(rows) * work.block * work.head_dim
+        keys = torch.index_select(
+            key_blocks, 1, rows, out=key_buffer[:used].view(gathered_shape)
+        )
+        values = torch.index_select(
+            value_blocks, 1, rows, out=value_buffer[:used].view(gathered_shape)
+        )
         assert keys.shape == gathered_shape
         flat = (batch_heads * size, 1, slots * work.block, work.head_dim)
         mask, has_key = _chunk_mask(work, span, slots)
