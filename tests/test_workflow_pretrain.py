@@ -19,7 +19,7 @@ def test_pretrained_task_fine_tunes_from_the_pretraining_run(workdir: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "rule pretrain_corpus:" in out and "rule pretrain:" in out
-    assert "bigbird-genomics pretrain-corpus --fasta results/demo/chromosome.fa --k 6" in out
+    assert "pretrain-corpus --fasta results/demo/chromosome.fa --tokenizer kmer6" in out
     assert "--max-tokens 319 --both-strands" in out
     assert "task=mlm data.dataset=results/pretrain/corpus" in out
     # the one copy of the model settings reaches both runs, after the task's own overrides
@@ -45,12 +45,13 @@ def test_without_pretrained_tasks_nothing_is_pretrained(workdir: Path) -> None: 
 
 
 def test_a_pretrained_task_with_another_tokenizer_is_refused(workdir: Path) -> None:  # noqa: F811
-    def other_k(config: dict) -> None:
+    def other_tokenizer(config: dict) -> None:
         _pretrained_promoter(config)
-        config["tasks"]["promoter"]["tokenize"] = {"k": 3}
+        config["tasks"]["promoter"]["tokenize"] = {"tokenizer": "kmer3"}
 
-    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, other_k)))
+    result = snakemake(workdir, "-n", "--configfile", str(write_config(workdir, other_tokenizer)))
     assert result.returncode != 0
-    assert "tasks.promoter.tokenize.k is 3 but the pretraining corpus uses tokenize.k=6" in (
-        result.stdout + result.stderr
-    )
+    assert (
+        "tasks.promoter.tokenize.tokenizer is 'kmer3' but the pretraining corpus uses "
+        "tokenize.tokenizer='kmer6'"
+    ) in (result.stdout + result.stderr)

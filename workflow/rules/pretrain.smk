@@ -47,7 +47,7 @@ if PRETRAINED_TASKS:
         output:
             corpus=directory(f"{PRETRAIN_DIR}/corpus"),
         params:
-            fasta=quoted(PRETRAIN["fasta"]),
+            fasta=lambda wildcards: quoted(PRETRAIN["fasta"]),
             tokenizer=config["tokenize"]["tokenizer"],
             max_tokens=config["tokenize"]["max_tokens"],
             strands="--both-strands" if PRETRAIN.get("both_strands", True) else "--forward-only",
