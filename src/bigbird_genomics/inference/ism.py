@@ -1,10 +1,12 @@
 """In-silico saturation mutagenesis (ISM): the model's response to every single-base change.
 
 For a record (a FASTA record or a genome region), every base of its central `max_bases` is
-changed to each of the 3 other bases and the record re-scored. The record's score is that of
-`predict`: windows of the checkpoint's context (half overlap) whose probabilities are averaged
-(one window for a record that fits the context), both strands averaged for a model trained on
-both. The effect of a substitution is the change in the record's log-odds,
+changed to each of the 3 other bases and the record re-scored. The record is cut into windows
+as `predict` cuts it (`scan_plan`: the length of the model's training examples when the
+checkpoint records it, else the checkpoint's context; half a window of overlap) and the
+windows' probabilities are averaged (one window for a record that fits). Each window is read
+on both strands and the two averaged when the model was trained on both
+(`strand_symmetric`), on the forward strand only otherwise. The effect of a substitution is the change in the record's log-odds,
 `logit(p_mutant) - logit(p_reference)`, per label: log-odds keep a saturated model's effects
 apart, where probabilities near 1 would squash them to 0.
 
@@ -16,7 +18,7 @@ in batches. The transformer attends globally, so a touched window must be re-run
 saving is in windows and batching, not inside a window.
 
 `method="grad"`: gradient x input on the token embeddings, one forward and one backward pass
-per label and window batch. A substitution turns each covering k-mer's embedding e into e'; to
+per label and batch of `batch_size` windows. A substitution turns each covering k-mer's embedding e into e'; to
 first order the logit moves by grad . (e' - e), summed over the k-mers that cover the base
 (docs/downstream.md). It fills the same positions x 4 matrix as ISM, from 2 passes instead
 of 3 x positions x windows forward passes; an approximation, good for ranking positions.

@@ -1,7 +1,8 @@
 """Variant effects: score a window of the genome around each VCF variant with REF and with ALT.
 
 For every ALT allele of every VCF record (multi-allelic records are split), the model scores
-two windows of `window_bp` bases (default: the checkpoint's context):
+two windows of `window_bp` bases (default: `predict`'s window, `scan_plan`: the length of the
+model's training examples when the checkpoint records it, else the checkpoint's context):
 
 - REF window: the genome with REF centred, `left = (window_bp - len(REF)) // 2` bases before it.
 - ALT window: ALT re-centred in its own window, `(window_bp - len(ALT)) // 2` genome bases
