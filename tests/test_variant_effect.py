@@ -270,11 +270,12 @@ def test_report_shows_variant_table_and_ism_picture(tmp_path: Path) -> None:
     table.write_text("\n".join("\t".join(row) for row in [columns, *rows]) + "\n")
     ism = tmp_path / "ism"
     ism.mkdir()
+    # ids that give one file name: `ism` names the second record's picture rec_a.2.png
     (ism / "summary.tsv").write_text(
-        "id\tlabel_max_abs_effect\nrec:a\t0.1\nrec:b\t0.9\n"
+        "id\tpng\tlabel_max_abs_effect\nrec:a\trec_a.png\t0.1\nrec_a\trec_a.2.png\t0.9\n"
     )
     (ism / "rec_a.png").write_bytes(b"a")
-    (ism / "rec_b.png").write_bytes(b"b")
+    (ism / "rec_a.2.png").write_bytes(b"b")
     written = write_report(tmp_path / "report", ism=ism, variant_effects=table)
     assert (tmp_path / "report" / "ism.png").read_bytes() == b"b"  # the strongest record
     markdown = written["markdown"].read_text()
