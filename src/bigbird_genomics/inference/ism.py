@@ -6,9 +6,10 @@ as `predict` cuts it (`scan_plan`: the length of the model's training examples w
 checkpoint records it, else the checkpoint's context; half a window of overlap) and the
 windows' probabilities are averaged (one window for a record that fits). Each window is read
 on both strands and the two averaged when the model was trained on both
-(`strand_symmetric`), on the forward strand only otherwise. The effect of a substitution is the change in the record's log-odds,
-`logit(p_mutant) - logit(p_reference)`, per label: log-odds keep a saturated model's effects
-apart, where probabilities near 1 would squash them to 0.
+(`strand_symmetric`), on the forward strand only otherwise. The effect of a substitution is
+the change in the record's log-odds, `logit(p_mutant) - logit(p_reference)`, per label:
+log-odds keep a saturated model's effects apart, where probabilities near 1 would squash them
+to 0.
 
 Why it is fast (`method="ism"`): a base change touches only the k-mer tokens that cover it
 (k with stride 1) and only the windows that hold those tokens. Each mutant is therefore a
@@ -18,10 +19,11 @@ in batches. The transformer attends globally, so a touched window must be re-run
 saving is in windows and batching, not inside a window.
 
 `method="grad"`: gradient x input on the token embeddings, one forward and one backward pass
-per label and batch of `batch_size` windows. A substitution turns each covering k-mer's embedding e into e'; to
-first order the logit moves by grad . (e' - e), summed over the k-mers that cover the base
-(docs/downstream.md). It fills the same positions x 4 matrix as ISM, from 2 passes instead
-of 3 x positions x windows forward passes; an approximation, good for ranking positions.
+per label and batch of `batch_size` windows. A substitution turns each covering k-mer's
+embedding e into e'; to first order the logit moves by grad . (e' - e), summed over the
+k-mers that cover the base (docs/downstream.md). It fills the same positions x 4 matrix as
+ISM, from 2 passes instead of 3 x positions x windows forward passes; an approximation, good
+for ranking positions.
 """
 
 from __future__ import annotations
