@@ -129,8 +129,10 @@ def test_cli_writes_npz_png_and_summary(
         strongest = np.abs(saved["effects"][0]).max()
         assert float(row["label_max_abs_effect"]) == pytest.approx(strongest, rel=1e-4)
         assert 141 <= int(row["label_max_position"]) <= 160
-    assert (tmp_path / "a" / "summary.tsv").read_bytes() == (
-        tmp_path / "b" / "summary.tsv").read_bytes()
+    assert [row["png"] for row in rows] == [f"{record_id}.png" for record_id in ids]
+    unplotted = read_tsv(tmp_path / "b" / "summary.tsv")
+    assert [row.pop("png") for row in unplotted] == ["", ""]  # --no-plots: no picture
+    assert unplotted == [{k: v for k, v in row.items() if k != "png"} for row in rows]
 
     region = ["ism", "--checkpoint", str(demo_tiny_checkpoint), "--region", "chrDemo:1001-1100",
               "--genome", str(demo_files["chromosome"]), "--method", "grad", "--out",
@@ -140,6 +142,11 @@ def test_cli_writes_npz_png_and_summary(
     assert saved["effects"].shape == (1, 100, 4)
     chromosome = next(iter(read_fasta(demo_files["chromosome"]))).text
     assert str(saved["sequence"]) == chromosome[1000:1100]
+    (row,) = read_tsv(tmp_path / "region" / "summary.tsv")
+    assert row["chrom"] == "chrDemo" and row["png"] == "chrDemo_1001-1100.png"
+    assert int(row["label_max_genome_pos"]) == 1000 + int(row["label_max_position"])
+    strongest = np.unravel_index(np.abs(saved["effects"][0]).argmax(), (100, 4))[0]
+    assert int(row["label_max_genome_pos"]) == 1001 + strongest
 
 
 def test_bad_region_is_a_user_error(
@@ -180,3 +187,96 @@ def test_planted_motifs_stand_out(demo_trained_checkpoint: Path,
         strongest = np.argsort(-np.abs(result.effects[0]).max(axis=1), kind="stable")[:10]
         assert in_motif[strongest].mean() >= 0.5, (record_id, sorted(strongest), motifs[record_id])
         assert in_motif.mean() < 0.25
+
+
+def test_region_of_a_plain_gzip_genome_with_decompress_to(
+    tmp_path: Path, demo_files: dict[str, Path], demo_tiny_checkpoint: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+
+    from bigbird_genomics.io import intervals
+
+    opened = []
+    open_genome = intervals.open_genome
+
+    def spy(*args, **kwargs):
+        opened.append(open_genome(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(intervals, "open_genome", spy)
+    plain_gzip = tmp_path / "genome.fa.gz"
+    plain_gzip.write_bytes(gzip.compress(demo_files["chromosome"].read_bytes()))
+    base = ["ism", "--checkpoint", str(demo_tiny_checkpoint), "--region", "chrDemo:2001-2030",
+            "--no-plots"]
+    assert cli.main([*base, "--genome", str(plain_gzip), "--decompress-to",
+                     str(tmp_path / "genome.fa"), "--out", str(tmp_path / "gz")]) == 0
+    assert cli.main([*base, "--genome", str(demo_files["chromosome"]), "--out",
+                     str(tmp_path / "fa")]) == 0
+    assert (tmp_path / "gz" / "summary.tsv").read_bytes() == (
+        tmp_path / "fa" / "summary.tsv").read_bytes()
+    assert opened and all(genome.faidx.file.closed for genome in opened)
+
+
+def test_colliding_ids_get_their_own_picture_and_the_report_finds_it(
+    tmp_path: Path, demo_files: dict[str, Path], demo_tiny_checkpoint: Path
+) -> None:
+    from bigbird_genomics.reporting.report import write_report
+
+    records = list(read_fasta(demo_files["heldout"]))[:2]
+    fasta = tmp_path / "pair.fa"
+    # both ids become the file name r_1: the second record's files are r_1.2.*
+    fasta.write_text(f">r:1\n{records[0].text}\n>r_1\n{records[1].text}\n")
+    assert cli.main(["ism", "--checkpoint", str(demo_tiny_checkpoint), "--fasta", str(fasta),
+                     "--max-bases", "3", "--out", str(tmp_path / "ism")]) == 0
+    rows = read_tsv(tmp_path / "ism" / "summary.tsv")
+    assert [row["png"] for row in rows] == ["r_1.png", "r_1.2.png"]
+    best = max(rows, key=lambda row: float(row["label_max_abs_effect"]))
+    write_report(tmp_path / "report", ism=tmp_path / "ism")
+    assert (tmp_path / "report" / "ism.png").read_bytes() == (
+        tmp_path / "ism" / best["png"]).read_bytes()
+
+
+def test_grad_runs_batch_size_windows_at_a_time(
+    demo_tiny_checkpoint: Path, demo_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bigbird_genomics.inference import ism
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+
+    model = load_checkpoint(demo_tiny_checkpoint)
+    sequence = "".join(record.text for record in list(read_fasta(demo_files["heldout"]))[:3])
+    whole = grad_record(model, "r", sequence, max_bases=200, batch_size=64)
+    assert whole.num_windows >= 3
+    sizes: list[int] = []
+    original = ism._embedding_gradients
+
+    def spy(model, windows, num_labels):
+        sizes.append(len(windows))
+        return original(model, windows, num_labels)
+
+    monkeypatch.setattr(ism, "_embedding_gradients", spy)
+    batched = grad_record(model, "r", sequence, max_bases=200, batch_size=2)
+    strands = 2 if model.strand_symmetric else 1
+    assert max(sizes) == 2 and sum(sizes) == strands * whole.num_windows
+    np.testing.assert_allclose(batched.effects, whole.effects, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(batched.reference_probability, whole.reference_probability,
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_output_that_is_an_input_is_refused(
+    tmp_path: Path, demo_files: dict[str, Path], inside: bool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fasta = tmp_path / "records.fa"
+    out = tmp_path / "ism"
+    if inside:  # the FASTA where `ism` writes its summary
+        out.mkdir()
+        fasta = out / "summary.tsv"
+    fasta.write_bytes(demo_files["heldout"].read_bytes())
+    before = fasta.read_bytes()
+    code = cli.main(["ism", "--checkpoint", str(tmp_path / "model.ckpt"), "--fasta", str(fasta),
+                     "--out", str(out if inside else fasta)])
+    assert code == 2
+    assert "ism: --out" in capsys.readouterr().err
+    assert fasta.read_bytes() == before

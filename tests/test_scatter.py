@@ -77,3 +77,42 @@ def test_shards_out_of_order_or_missing_are_refused(tmp_path: Path, genome: Path
         with pytest.raises(UserError, match="--shard"):
             parse_shard(bad)
     assert parse_shard("2/5") == (2, 5)
+
+
+def test_a_label_without_intervals_still_gets_its_bigwig(tmp_path: Path) -> None:
+    # every record shorter than k: no window is scored, the bedGraph tracks have no lines
+    genome = write_fasta(tmp_path / "short.fa", {"a": "AC", "b": "GT", "c": "T"})
+    predict_fasta(MotifCounter(), genome, tmp_path / "whole.tsv", bigwig=tmp_path / "whole")
+    for index in range(2):
+        predict_fasta(MotifCounter(), genome, tmp_path / f"s{index}.tsv",
+                      bedgraph=tmp_path / f"s{index}.bedGraph", shard=(index, 2))  # fmt: skip
+    summary = gather_predictions(
+        [tmp_path / "s0.tsv", tmp_path / "s1.tsv"], tmp_path / "all.tsv",
+        [tmp_path / "s0.bedGraph", tmp_path / "s1.bedGraph"], bigwig=tmp_path / "all",
+    )  # fmt: skip
+    assert [path.name for path in summary.bigwigs] == ["all.motif.bw", "all.unknown.bw"]
+    for label in ("motif", "unknown"):
+        one, other = (pyBigWig.open(str(tmp_path / f"{p}.{label}.bw")) for p in ("whole", "all"))
+        assert one.chroms() == other.chroms() == {"a": 2, "b": 2, "c": 1}
+
+
+@pytest.mark.parametrize("option", ["--out", "--bedgraph", "--bigwig"])
+def test_an_output_that_is_an_input_is_refused(
+    tmp_path: Path, genome: Path, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for index in range(2):
+        predict_fasta(MotifCounter(), genome, tmp_path / f"s{index}.tsv",
+                      bedgraph=tmp_path / f"s{index}.bedGraph", shard=(index, 2))  # fmt: skip
+    shards = [tmp_path / name for name in ("s0.tsv", "s1.tsv", "s0.bedGraph", "s1.bedGraph")]
+    before = [path.read_bytes() for path in shards]
+    # the bigWig PREFIX whose motif track is the first shard's bedGraph
+    (tmp_path / "s0.bedGraph").rename(tmp_path / "x.motif.bw")
+    shards[2] = tmp_path / "x.motif.bw"
+    clash = {"--out": shards[0], "--bedgraph": shards[3], "--bigwig": tmp_path / "x"}[option]
+    outputs = {"--out": tmp_path / "all.tsv", "--bedgraph": tmp_path / "all.bedGraph",
+               "--bigwig": tmp_path / "all", option: clash}
+    argv = ["gather-predictions", "--tsv", *map(str, shards[:2]), "--bedgraphs",
+            *map(str, shards[2:]), *[str(word) for pair in outputs.items() for word in pair]]
+    assert cli.main(argv) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert [path.read_bytes() for path in shards] == before

@@ -270,11 +270,12 @@ def test_report_shows_variant_table_and_ism_picture(tmp_path: Path) -> None:
     table.write_text("\n".join("\t".join(row) for row in [columns, *rows]) + "\n")
     ism = tmp_path / "ism"
     ism.mkdir()
+    # ids that give one file name: `ism` names the second record's picture rec_a.2.png
     (ism / "summary.tsv").write_text(
-        "id\tlabel_max_abs_effect\nrec:a\t0.1\nrec:b\t0.9\n"
+        "id\tpng\tlabel_max_abs_effect\nrec:a\trec_a.png\t0.1\nrec_a\trec_a.2.png\t0.9\n"
     )
     (ism / "rec_a.png").write_bytes(b"a")
-    (ism / "rec_b.png").write_bytes(b"b")
+    (ism / "rec_a.2.png").write_bytes(b"b")
     written = write_report(tmp_path / "report", ism=ism, variant_effects=table)
     assert (tmp_path / "report" / "ism.png").read_bytes() == b"b"  # the strongest record
     markdown = written["markdown"].read_text()
@@ -324,3 +325,113 @@ def test_workflow_plans_variant_effect_and_ism(tmp_path: Path) -> None:
     result = dry_run("--configfile", "config/bad.yaml")
     assert result.returncode != 0
     assert "ism.heldout_promoter.model is 'nope'" in result.stdout + result.stderr
+
+
+def write_raw_vcf(path: Path, records: list[str]) -> Path:
+    """A VCF with no ##contig and no ##FILTER line, as many callers and hand-made files are."""
+    lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO", *records]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gc_genome(tmp_path: Path) -> tuple[Path, str]:
+    sequence = "".join(np.random.default_rng(3).choice(list("ACGT"), 200))
+    (tmp_path / "g.fa").write_text(f">chr1\n{sequence}\n")
+    return tmp_path / "g.fa", sequence
+
+
+@pytest.mark.parametrize("suffix", [".vcf", ".vcf.gz"])
+def test_vcf_out_without_contig_lines(tmp_path: Path, suffix: str) -> None:
+    genome, sequence = gc_genome(tmp_path)
+    vcf = write_raw_vcf(tmp_path / "v.vcf", [
+        f"chr1\t100\ta\t{sequence[99]}\tG\t.\t.\t.",
+        "chrUn\t5\tb\tA\tC\t.\t.\t.",  # on no genome sequence and declared nowhere
+    ])
+    out = tmp_path / f"out{suffix}"
+    summary = score_variants(StrandRecorder(), genome, vcf, tmp_path / "out.tsv", vcf_out=out,
+                             window_bp=21)
+    assert summary.statuses == {OK: 1, "unknown_chrom": 1}
+    assert [row["status"] for row in read_tsv(tmp_path / "out.tsv")] == [OK, "unknown_chrom"]
+    with pysam.VariantFile(str(out)) as annotated:
+        assert annotated.header.contigs["chr1"].length == 200
+        records = list(annotated)
+    assert [(r.chrom, r.info["BB_STATUS"]) for r in records] == [
+        ("chr1", (OK,)), ("chrUn", ("unknown_chrom",))
+    ]
+
+
+def test_an_annotated_vcf_can_be_annotated_again(tmp_path: Path) -> None:
+    genome, sequence = gc_genome(tmp_path)
+    vcf = write_raw_vcf(tmp_path / "v.vcf", [
+        f"chr1\t3\tb\t{sequence[2]}\tC\t.\t.\t.", f"chr1\t100\ta\t{sequence[99]}\tG,T\t.\t.\t.",
+    ])
+    score_variants(StrandRecorder(), genome, vcf, tmp_path / "one.tsv",
+                   vcf_out=tmp_path / "one.vcf.gz", window_bp=21)
+    # the second run reads the first one's output and a smaller window: other values
+    score_variants(StrandRecorder(), genome, tmp_path / "one.vcf.gz", tmp_path / "two.tsv",
+                   vcf_out=tmp_path / "two.vcf", window_bp=9)
+    rows = read_tsv(tmp_path / "two.tsv")
+    text = (tmp_path / "two.vcf").read_text()
+    assert text.count("##INFO=<ID=BB_STATUS,") == 1
+    with pysam.VariantFile(str(tmp_path / "two.vcf")) as annotated:
+        records = list(annotated)
+    assert records[1].info["BB_gc_DIFF"] == pytest.approx(
+        [float(rows[1]["gc_diff"]), float(rows[2]["gc_diff"])], abs=1e-5
+    )
+    assert records[0].info["BB_STATUS"] == ("near_contig_end",)
+    assert records[0].info["BB_gc_DIFF"] == (None,)
+
+
+def test_a_bad_line_is_named_by_the_files_own_line_number(tmp_path: Path) -> None:
+    from bigbird_genomics.inference.variant_effect import VcfError
+
+    genome, sequence = gc_genome(tmp_path)
+    vcf = write_raw_vcf(tmp_path / "v.vcf", [
+        f"chr1\t100\ta\t{sequence[99]}\tG\t.\t.\t.", "chr1\tabc\tx\tA\tC\t.\t.\t.",
+    ])
+    with pytest.raises(VcfError, match=r"v\.vcf: line 4: cannot parse"):
+        score_variants(StrandRecorder(), genome, vcf, tmp_path / "out.tsv", window_bp=21)
+
+
+def test_the_genome_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bigbird_genomics.inference import variant_effect
+    from bigbird_genomics.io.intervals import open_genome
+
+    opened = []
+
+    def spy(*args, **kwargs):
+        opened.append(open_genome(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(variant_effect, "open_genome", spy)
+    genome, sequence = gc_genome(tmp_path)
+    vcf = write_raw_vcf(tmp_path / "v.vcf", [f"chr1\t100\ta\t{sequence[99]}\tG\t.\t.\t."])
+    score_variants(StrandRecorder(), genome, vcf, tmp_path / "out.tsv", window_bp=21)
+    assert len(opened) == 1 and opened[0].faidx.file.closed
+
+
+def test_plain_gzip_genome_with_decompress_to(
+    tmp_path: Path, demo_files: dict[str, Path], demo_tiny_checkpoint: Path
+) -> None:
+    plain_gzip = tmp_path / "genome.fa.gz"
+    plain_gzip.write_bytes(gzip.compress(demo_files["chromosome"].read_bytes()))
+    args = ["--checkpoint", demo_tiny_checkpoint, "--vcf", demo_files["variants"]]
+    assert run_cli(*args, "--genome", plain_gzip, "--decompress-to", tmp_path / "genome.fa",
+                   "--out", tmp_path / "gz.tsv") == 0
+    assert run_cli(*args, "--genome", demo_files["chromosome"], "--out", tmp_path / "fa.tsv") == 0
+    assert (tmp_path / "gz.tsv").read_bytes() == (tmp_path / "fa.tsv").read_bytes()
+
+
+@pytest.mark.parametrize("option", ["--out", "--vcf-out"])
+def test_an_output_that_is_an_input_is_refused(
+    tmp_path: Path, demo_files: dict[str, Path], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vcf = tmp_path / "v.vcf"
+    vcf.write_bytes(demo_files["variants"].read_bytes())
+    before = vcf.read_bytes()
+    outputs = {"--out": tmp_path / "out.tsv", "--vcf-out": tmp_path / "out.vcf", option: vcf}
+    code = run_cli("--checkpoint", tmp_path / "model.ckpt", "--genome", demo_files["chromosome"],
+                   "--vcf", vcf, *[word for pair in outputs.items() for word in pair])
+    assert code == 2
+    assert f"{option} {vcf} is the input --vcf" in capsys.readouterr().err
+    assert vcf.read_bytes() == before

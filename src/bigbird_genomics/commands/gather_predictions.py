@@ -23,7 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigbird_genomics.inference.gather import gather_predictions
+    from bigbird_genomics.inference.gather import gather_predictions, label_names
+    from bigbird_genomics.io.bigwig import bigwig_path
+    from bigbird_genomics.io.paths import check_outputs
+
+    bigwigs = (
+        [bigwig_path(args.bigwig, label) for label in label_names(args.tsv[0])]
+        if args.bigwig else []
+    )
+    check_outputs(
+        "gather-predictions",
+        inputs={"--tsv": args.tsv, "--bedgraphs": args.bedgraphs},
+        outputs={"--out": args.out, "--bedgraph": args.bedgraph, "--bigwig": bigwigs},
+    )
 
     summary = gather_predictions(
         args.tsv, args.out, args.bedgraphs, out_bedgraph=args.bedgraph, bigwig=args.bigwig

@@ -23,7 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--region", help="genome region chrom:start-end (1-based, inclusive, as samtools)"
     )
-    parser.add_argument("--genome", help="genome FASTA for --region (plain or bgzip)")
+    parser.add_argument(
+        "--genome", help="genome FASTA for --region (plain or bgzip; plain gzip with "
+        "--decompress-to)"
+    )
+    parser.add_argument(
+        "--decompress-to", type=Path,
+        help="for a plain-gzip --genome (no random access): write the decompressed FASTA here "
+        "once and read that; reused while newer than --genome",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--method", choices=("ism", "grad"), default="ism",
                         help="ism: score every mutant; grad: gradient x input estimate")
@@ -45,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _records(args: argparse.Namespace):
-    """(id, sequence) of the records to mutate, one at a time."""
+    """(id, sequence, region) of the records to mutate, one at a time; `region` is
+    (chrom, 1-based start) for --region, None for FASTA records."""
     from bigbird_genomics.errors import UserError
 
     if args.region is not None:
@@ -58,18 +67,21 @@ def _records(args: argparse.Namespace):
             raise UserError("--region needs --genome, the FASTA the region is on")
         from bigbird_genomics.io.intervals import open_genome
 
-        genome = open_genome(args.genome)
         chrom = match["chrom"]
         start, end = int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
-        if chrom not in list(genome.keys()):
-            raise UserError(f"--region {args.region}: {chrom} is not a sequence of {args.genome}")
-        length = len(genome[chrom])
-        if not 1 <= start <= end <= length:
-            raise UserError(
-                f"--region {args.region}: must satisfy 1 <= start <= end <= {length} "
-                f"(the length of {chrom})"
-            )
-        yield args.region, str(genome[chrom][start - 1 : end])
+        with open_genome(args.genome, decompress_to=args.decompress_to) as genome:
+            if chrom not in list(genome.keys()):
+                raise UserError(
+                    f"--region {args.region}: {chrom} is not a sequence of {args.genome}"
+                )
+            length = len(genome[chrom])
+            if not 1 <= start <= end <= length:
+                raise UserError(
+                    f"--region {args.region}: must satisfy 1 <= start <= end <= {length} "
+                    f"(the length of {chrom})"
+                )
+            sequence = str(genome[chrom][start - 1 : end])
+        yield args.region, sequence, (chrom, start)
         return
     from bigbird_genomics.io.fasta import read_fasta
 
@@ -81,7 +93,7 @@ def _records(args: argparse.Namespace):
         if wanted and record.id not in wanted:
             continue
         found.add(record.id)
-        yield record.id, record.text
+        yield record.id, record.text, None
     if wanted - found:
         from bigbird_genomics.errors import UserError
 
@@ -94,7 +106,14 @@ def _records(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.errors import UserError
     from bigbird_genomics.inference.scan import CheckpointNotFoundError
+    from bigbird_genomics.io.paths import check_outputs
 
+    check_outputs(
+        "ism",
+        inputs={"--checkpoint": args.checkpoint, "--fasta": args.fasta, "--genome": args.genome},
+        outputs={"--out": args.out / "summary.tsv", "--decompress-to": args.decompress_to},
+        output_dirs={"--out": args.out},
+    )
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
         raise CheckpointNotFoundError(
@@ -108,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.inference.checkpoint import load_checkpoint
     from bigbird_genomics.inference.ism import (
         mutagenesis,
-        safe_name,
         save_result,
         summary_columns,
         summary_row,
     )
+    from bigbird_genomics.io.paths import safe_name
     from bigbird_genomics.io.writers import write_tsv
 
     model = load_checkpoint(checkpoint, device=args.device)
@@ -120,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         from bigbird_genomics.reporting.ism_plots import plot_ism
     args.out.mkdir(parents=True, exist_ok=True)
     rows, used = [], set()
-    for record_id, sequence in tqdm(
+    for record_id, sequence, region in tqdm(
         _records(args), unit="record", desc="ism",
         disable=None if args.progress is None else not args.progress,
     ):
@@ -131,14 +150,17 @@ def run(args: argparse.Namespace) -> int:
             name = f"{name}.{len(rows) + 1}"
         used.add(name)
         save_result(result, args.out / f"{name}.npz")
+        png = ""
         if not args.no_plots:
-            plot_ism(result.effects[0], result.sequence, args.out / f"{name}.png",
+            png = f"{name}.png"
+            plot_ism(result.effects[0], result.sequence, args.out / png,
                      offset=result.offset, label=result.label_names[0],
                      title=f"{record_id}: {args.method} ({result.label_names[0]}, p = "
                      f"{result.reference_probability[0]:.3g})")
-        rows.append(summary_row(result))
+        rows.append(summary_row(result, png, region))
     if not rows:
         raise UserError(f"--fasta {args.fasta}: no records found, nothing to mutate")
-    write_tsv(args.out / "summary.tsv", summary_columns(model.label_names), rows)
+    columns = summary_columns(model.label_names, region=args.region is not None)
+    write_tsv(args.out / "summary.tsv", columns, rows)
     print(f"mutated {len(rows)} record(s) with --method {args.method} -> {args.out}")
     return 0

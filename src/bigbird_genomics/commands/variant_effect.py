@@ -18,7 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="trained checkpoint (.ckpt)")
     parser.add_argument(
         "--genome", required=True,
-        help="genome FASTA the VCF was called on (plain or bgzip; not plain gzip)",
+        help="genome FASTA the VCF was called on (plain or bgzip; plain gzip with "
+        "--decompress-to)",
+    )
+    parser.add_argument(
+        "--decompress-to",
+        help="for a plain-gzip --genome (no random access): write the decompressed FASTA here "
+        "once and read that; reused while newer than --genome",
     )
     parser.add_argument("--vcf", required=True, help="variants (.vcf, .vcf.gz, .bcf)")
     parser.add_argument("--out", required=True, help="output TSV, one row per ALT allele")
@@ -35,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     parser.add_argument(
         "--window-bp", type=int,
-        help="window scored around each variant (default: the checkpoint's context)",
+        help="window scored around each variant (default: the length of the model's training "
+        "examples when the checkpoint records it, else the checkpoint's context)",
     )
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -45,6 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.inference.scan import CheckpointNotFoundError
+    from bigbird_genomics.io.paths import check_outputs
+
+    index = f"{args.vcf_out}.tbi" if args.vcf_out and args.vcf_out.endswith(".gz") else None
+    check_outputs(
+        "variant-effect",
+        inputs={"--checkpoint": args.checkpoint, "--genome": args.genome, "--vcf": args.vcf},
+        outputs={"--out": args.out, "--vcf-out": [args.vcf_out, index],
+                 "--decompress-to": args.decompress_to},
+    )
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -59,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     summary = score_variants(
         model, args.genome, args.vcf, args.out, vcf_out=args.vcf_out, window_bp=args.window_bp,
         batch_size=args.batch_size, strict=args.strict, progress=args.progress,
+        decompress_to=args.decompress_to,
     )
     print(
         f"scored {summary.statuses[OK]} of {summary.num_variants} ALT alleles "

@@ -45,6 +45,22 @@ def _read_shard_tsv(path: Path) -> tuple[str, list[str]]:
     return lines[0], lines[1:]
 
 
+def _labels_of(header: str) -> list[str]:
+    """Label names of a predict TSV header (`id length <label>_max <label>_mean ...`)."""
+    return [column[: -len("_max")] for column in header.split("\t")[3::2]]
+
+
+def label_names(tsv: str | os.PathLike[str]) -> list[str]:
+    """The labels of a shard TSV from its first line (nothing when it is not a readable predict
+    TSV: `gather_predictions` names that problem): what the bigWig outputs are named after."""
+    try:
+        with open(tsv, encoding="utf-8") as stream:
+            header = stream.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return _labels_of(header) if header.startswith("id\tlength\t") else []
+
+
 def gathered_order(counts: Sequence[int]) -> list[tuple[int, int]]:
     """(shard, row) of each record in FASTA order, checking that the counts fit a round-robin
     split (shard i holds ceil((R - i) / N) of R records)."""
@@ -85,7 +101,7 @@ def gather_predictions(
     order = gathered_order([len(rows) for _, rows in tables])
     rows = [tables[shard][1][row] for shard, row in order]
     chrom_sizes = [(row.split("\t")[0], int(row.split("\t")[1])) for row in rows]
-    labels = [column[: -len("_max")] for column in header.split("\t")[3::2]]
+    labels = _labels_of(header)
     summary = GatherSummary(len(paths), len(rows), labels)
     with atomic_open(out_tsv) as stream:
         stream.write(header + "\n")
@@ -105,14 +121,23 @@ def gather_predictions(
         with joined.open("w", encoding="utf-8") as stream:
             _gather_bedgraphs([Path(p) for p in bedgraphs], stream, labels, chrom_sizes)
         if bigwig is not None:
+            # one bigWig per label, as `predict` writes, also for a label without intervals
+            # (no window scored): groupby yields only the tracks that have lines
             tracks = itertools.groupby(read_bedgraph(joined), key=lambda entry: entry[0])
-            for label, entries in tracks:
+            track = next(tracks, None)
+            for label in labels:
+                entries: Iterator = iter(())
+                if track is not None and track[0] == label:
+                    entries = (entry[1:] for entry in track[1])
                 summary.bigwigs.append(
-                    write_bigwig(
-                        bigwig_path(bigwig, label),
-                        chrom_sizes,
-                        (entry[1:] for entry in entries),
-                    )
+                    write_bigwig(bigwig_path(bigwig, label), chrom_sizes, entries)
+                )
+                if track is not None and track[0] == label:
+                    track = next(tracks, None)
+            if track is not None:
+                raise ShardError(
+                    f"the shard bedGraphs hold track {track[0]!r}, which is not a label of the "
+                    "shard TSVs; gather the bedGraphs and TSVs of one run"
                 )
     return summary
 

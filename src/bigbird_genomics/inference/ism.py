@@ -1,12 +1,15 @@
 """In-silico saturation mutagenesis (ISM): the model's response to every single-base change.
 
 For a record (a FASTA record or a genome region), every base of its central `max_bases` is
-changed to each of the 3 other bases and the record re-scored. The record's score is that of
-`predict`: windows of the checkpoint's context (half overlap) whose probabilities are averaged
-(one window for a record that fits the context), both strands averaged for a model trained on
-both. The effect of a substitution is the change in the record's log-odds,
-`logit(p_mutant) - logit(p_reference)`, per label: log-odds keep a saturated model's effects
-apart, where probabilities near 1 would squash them to 0.
+changed to each of the 3 other bases and the record re-scored. The record is cut into windows
+as `predict` cuts it (`scan_plan`: the length of the model's training examples when the
+checkpoint records it, else the checkpoint's context; half a window of overlap) and the
+windows' probabilities are averaged (one window for a record that fits). Each window is read
+on both strands and the two averaged when the model was trained on both
+(`strand_symmetric`), on the forward strand only otherwise. The effect of a substitution is
+the change in the record's log-odds, `logit(p_mutant) - logit(p_reference)`, per label:
+log-odds keep a saturated model's effects apart, where probabilities near 1 would squash them
+to 0.
 
 Why it is fast (`method="ism"`): a base change touches only the k-mer tokens that cover it
 (k with stride 1) and only the windows that hold those tokens. Each mutant is therefore a
@@ -16,15 +19,15 @@ in batches. The transformer attends globally, so a touched window must be re-run
 saving is in windows and batching, not inside a window.
 
 `method="grad"`: gradient x input on the token embeddings, one forward and one backward pass
-per label and window batch. A substitution turns each covering k-mer's embedding e into e'; to
-first order the logit moves by grad . (e' - e), summed over the k-mers that cover the base
-(docs/downstream.md). It fills the same positions x 4 matrix as ISM, from 2 passes instead
-of 3 x positions x windows forward passes; an approximation, good for ranking positions.
+per label and batch of `batch_size` windows. A substitution turns each covering k-mer's
+embedding e into e'; to first order the logit moves by grad . (e' - e), summed over the
+k-mers that cover the base (docs/downstream.md). It fills the same positions x 4 matrix as
+ISM, from 2 passes instead of 3 x positions x windows forward passes; an approximation, good
+for ranking positions.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference._common import batches, log_odds
 from bigbird_genomics.inference.scan import ScanPlan, iter_windows, scan_plan
 from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.model.encoder import padded_width
@@ -41,7 +45,6 @@ from bigbird_genomics.tokens.kmers import CLS_ID, NUM_SPECIAL, PAD_ID, UNK_ID
 BASES = "ACGT"
 METHODS = ("ism", "grad")
 DEFAULT_BATCH_SIZE = 64
-PROBABILITY_EPS = 1e-6
 _CODE = np.full(256, -1, dtype=np.int64)
 for _index, _base in enumerate(BASES.encode()):
     _CODE[_base] = _index
@@ -62,11 +65,6 @@ class IsmResult:
     method: str
     num_windows: int
     num_forward_windows: int  # mutant windows run through the model (0 for grad)
-
-
-def _logit(probability: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probability, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-    return np.log(clipped) - np.log1p(-clipped)
 
 
 def _strands(model: Any) -> str:
@@ -106,17 +104,6 @@ def _window_plan(
 def _record_probability(window_probabilities: np.ndarray) -> np.ndarray:
     """A record's probability [labels] from its windows' [windows, labels]: their mean."""
     return window_probabilities.mean(axis=0)
-
-
-def _batches(items: Iterator, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def ism_record(
@@ -176,7 +163,7 @@ def ism_record(
                                    reference_tokens[window_index])
 
     num_forward = 0
-    for batch in _batches(jobs(), batch_size):
+    for batch in batches(jobs(), batch_size):
         probabilities = np.asarray(
             model.predict_proba([job[3] for job in batch], strands=strands), np.float64
         )
@@ -184,7 +171,7 @@ def ism_record(
         for (row, code, window_index, _), probability in zip(batch, probabilities, strict=True):
             mutant_sum[row, code] += probability - reference[window_index]
             is_mutated[row, code] = True
-    effects = _logit(mutant_sum / len(windows)) - _logit(record_probability)
+    effects = log_odds(mutant_sum / len(windows)) - log_odds(record_probability)
     effects[~is_mutated] = 0.0
     return IsmResult(
         record_id, sequence[span_start:span_end], span_start, len(sequence),
@@ -200,16 +187,25 @@ def _digits(ids: np.ndarray, k: int) -> np.ndarray:
 
 
 def grad_record(
-    model: Any, record_id: str, sequence: str, max_bases: int | None = None
+    model: Any,
+    record_id: str,
+    sequence: str,
+    max_bases: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> IsmResult:
-    """Gradient x input estimate of every substitution's log-odds effect (see module doc)."""
+    """Gradient x input estimate of every substitution's log-odds effect (see module doc).
+
+    Windows go through the model `batch_size` at a time and each batch's gradients are folded
+    into the effect matrix before the next batch runs, so memory holds one batch of
+    [labels, windows, tokens, hidden] gradients, not the record's.
+    """
     tokenizer = model.tokenizer
     k, stride = tokenizer.k, tokenizer.stride
     sequence = sequence.upper()
     _, windows = _window_plan(model, len(sequence), record_id)
     forward = [tokenizer.encode(sequence[start:end]) for start, end in windows]
-    strands = [forward]
     rc_table = tokenizer.reverse_complement_ids()
+    strands = [forward]
     if _strands(model) == "both":
         strands.append([rc_table[tokens[::-1]] for tokens in forward])
     network = model.network
@@ -219,55 +215,34 @@ def grad_record(
     span_start, span_end = mutated_span(len(sequence), max_bases)
     length = span_end - span_start
     effects = np.zeros((num_labels, length, 4), dtype=np.float64)
-    window_logits = []
-    window_probabilities = []
-    per_strand_grads = []
-    for strand_tokens in strands:
-        logits, grads = _embedding_gradients(model, strand_tokens, num_labels)
-        window_logits.append(logits)
-        per_strand_grads.append(grads)  # [labels, windows, tokens, hidden]
-        if model.task_type == "multiclass":
-            window_probabilities.append(torch.from_numpy(logits).softmax(-1).numpy())
-        else:
-            window_probabilities.append(1 / (1 + np.exp(-logits)))
-    probabilities = np.stack(window_probabilities)  # [strands, windows, labels]
-    record_probability = probabilities.mean(axis=(0, 1))
-    # d logit(P) / d z_(strand, window): P is the mean of sigmoid(z) over strands and windows
-    if model.task_type == "multiclass":
-        weights = np.full(probabilities.shape, 1.0 / probabilities[..., 0].size)
-    else:
-        slope = probabilities * (1 - probabilities) / probabilities[..., 0].size
-        weights = slope / np.clip(record_probability * (1 - record_probability), 1e-12, None)
-    for strand, strand_grads in enumerate(per_strand_grads):
-        for window_index, (start, _) in enumerate(windows):
-            tokens = forward[window_index]
-            known = tokens != UNK_ID
-            digits = _digits(np.where(known, tokens, NUM_SPECIAL), k)  # [tokens, k]
-            place = 4 ** np.arange(k - 1, -1, -1)  # weight of each base in the k-mer code
-            # mutant ids [tokens, k offsets, 4 bases]: base at offset o set to b
-            mutant = tokens[:, None, None] + (np.arange(4)[None, None, :] - digits[:, :, None]) \
-                * place[None, :, None]
-            if strand == 1:  # the reverse strand read the reverse-complement k-mers, reversed
-                mutant, tokens_read = rc_table[mutant], rc_table[tokens]
-                row_of = np.arange(len(tokens))[::-1]
+    num_reads = len(strands) * len(windows)  # P is the mean over strands and windows
+    probability_sum = np.zeros(num_labels)
+    place = 4 ** np.arange(k - 1, -1, -1)  # weight of each base in the k-mer code
+    for strand, strand_tokens in enumerate(strands):
+        for indices in batches(range(len(windows)), batch_size):
+            logits, grads = _embedding_gradients(
+                model, [strand_tokens[i] for i in indices], num_labels
+            )  # grads: [labels, batch, tokens, hidden]
+            if model.task_type == "multiclass":
+                probabilities = torch.from_numpy(logits).softmax(-1).numpy()
+                slopes = np.full(probabilities.shape, 1.0 / num_reads)
             else:
-                tokens_read, row_of = tokens, np.arange(len(tokens))
-            for label in range(num_labels):
-                grad = strand_grads[label, window_index][row_of]  # [tokens, hidden]
-                scores = grad @ embedding_table  # [tokens, vocab]
-                base_score = scores[np.arange(len(tokens)), tokens_read]
-                delta = np.take_along_axis(
-                    scores, mutant.reshape(len(tokens), -1), axis=1
-                ).reshape(len(tokens), k, 4) - base_score[:, None, None]
-                delta[~known] = 0.0
-                positions = start + np.arange(len(tokens))[:, None] * stride + np.arange(k)
-                rows = positions - span_start
-                inside = (rows >= 0) & (rows < length)
-                np.add.at(
-                    effects[label],
-                    rows[inside],
-                    delta[inside] * weights[strand, window_index, label],
+                probabilities = 1 / (1 + np.exp(-logits))
+                # d P / d z_(strand, window); divided by P (1 - P) once P is known (below)
+                slopes = probabilities * (1 - probabilities) / num_reads
+            probability_sum += probabilities.sum(axis=0)
+            for row_in_batch, window_index in enumerate(indices):
+                _add_window_effects(
+                    effects, grads[:, row_in_batch], slopes[row_in_batch], forward[window_index],
+                    windows[window_index][0], strand == 1, rc_table, embedding_table, k, stride,
+                    place, span_start,
                 )
+    record_probability = probability_sum / num_reads
+    if model.task_type != "multiclass":
+        # d logit(P) / d z = (d P / d z) / (P (1 - P))
+        effects /= np.clip(record_probability * (1 - record_probability), 1e-12, None)[
+            :, None, None
+        ]
     stretch = sequence[span_start:span_end]
     codes = _CODE[np.frombuffer(stretch.encode("ascii"), dtype=np.uint8)]
     for row, code in enumerate(codes):
@@ -281,12 +256,55 @@ def grad_record(
     )
 
 
+def _add_window_effects(
+    effects: np.ndarray,
+    grads: np.ndarray,
+    slopes: np.ndarray,
+    tokens: np.ndarray,
+    start: int,
+    reverse: bool,
+    rc_table: np.ndarray,
+    embedding_table: np.ndarray,
+    k: int,
+    stride: int,
+    place: np.ndarray,
+    span_start: int,
+) -> None:
+    """Add one window's first-order effects, `slopes[label] * grad . (e' - e)`, to `effects`
+    [labels, positions, 4]. `grads` [labels, tokens, hidden] are for the strand it was read on;
+    `tokens` are its forward k-mer ids."""
+    length = effects.shape[1]
+    known = tokens != UNK_ID
+    digits = _digits(np.where(known, tokens, NUM_SPECIAL), k)  # [tokens, k]
+    # mutant ids [tokens, k offsets, 4 bases]: base at offset o set to b
+    mutant = tokens[:, None, None] + (np.arange(4)[None, None, :] - digits[:, :, None]) \
+        * place[None, :, None]
+    if reverse:  # the reverse strand read the reverse-complement k-mers, reversed
+        mutant, tokens_read = rc_table[mutant], rc_table[tokens]
+        row_of = np.arange(len(tokens))[::-1]
+    else:
+        tokens_read, row_of = tokens, np.arange(len(tokens))
+    positions = start + np.arange(len(tokens))[:, None] * stride + np.arange(k)
+    rows = positions - span_start
+    inside = (rows >= 0) & (rows < length)
+    for label in range(effects.shape[0]):
+        grad = grads[label][row_of].astype(np.float64)  # [tokens, hidden]
+        scores = grad @ embedding_table  # [tokens, vocab]
+        base_score = scores[np.arange(len(tokens)), tokens_read]
+        delta = np.take_along_axis(
+            scores, mutant.reshape(len(tokens), -1), axis=1
+        ).reshape(len(tokens), k, 4) - base_score[:, None, None]
+        delta[~known] = 0.0
+        np.add.at(effects[label], rows[inside], delta[inside] * slopes[label])
+
+
 def _embedding_gradients(
     model: Any, windows: Sequence[np.ndarray], num_labels: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits [windows, labels] and d logit / d embedding [labels, windows, tokens, hidden] for
-    equal-length token arrays. Plain torch autograd with a forward hook on the embedding layer:
-    one gradient per label is all gradient x input needs (captum is not a dependency)."""
+    """Logits [windows, labels] (float64) and d logit / d embedding [labels, windows, tokens,
+    hidden] (float32, as computed) for one batch of equal-length token arrays. Plain torch
+    autograd with a forward hook on the embedding layer: one gradient per label is all
+    gradient x input needs (captum is not a dependency)."""
     network = model.network
     encoder = network.encoder
     width = padded_width(len(windows[0]) + 1, model.block_size, encoder.config.downsample)
@@ -314,7 +332,7 @@ def _embedding_gradients(
             ]
     finally:
         handle.remove()
-    stacked = torch.stack(grads)[:, :, 1 : 1 + len(windows[0])].double().cpu().numpy()
+    stacked = torch.stack(grads)[:, :, 1 : 1 + len(windows[0])].float().cpu().numpy()
     return logits.detach().cpu().numpy().astype(np.float64), stacked
 
 
@@ -332,7 +350,7 @@ def mutagenesis(
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if method == "grad":
-        return grad_record(model, record_id, sequence, max_bases)
+        return grad_record(model, record_id, sequence, max_bases, batch_size)
     return ism_record(model, record_id, sequence, max_bases, batch_size)
 
 
@@ -358,38 +376,43 @@ def naive_ism(model: Any, sequence: str, max_bases: int | None = None) -> np.nda
                 continue
             mutant = sequence[:position] + other + sequence[position + 1 :]
             effects[:, position - span_start, code] = (
-                _logit(record_probability(mutant)) - _logit(reference)
+                log_odds(record_probability(mutant)) - log_odds(reference)
             )
     return effects
 
 
-def safe_name(record_id: str) -> str:
-    """A file name for a record id: anything but letters, digits, '.', '-' and '_' becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", record_id).strip(".") or "record"
-
-
-def summary_columns(label_names: Sequence[str]) -> list[str]:
-    """Columns of the ISM summary TSV: one row per record."""
-    columns = ["id", "length", "offset", "num_positions", "method", "num_windows"]
+def summary_columns(label_names: Sequence[str], region: bool = False) -> list[str]:
+    """Columns of the ISM summary TSV: one row per record. `png` is the record's picture in
+    the output folder (empty under --no-plots); a genome-region run adds `chrom` and, per
+    label, `<label>_max_genome_pos`, the strongest position on the chromosome (1-based)."""
+    columns = ["id", *(["chrom"] if region else []), "length", "offset", "num_positions",
+               "method", "num_windows", "png"]
     for label in label_names:
         columns += [f"{label}_p_ref", f"{label}_max_abs_effect", f"{label}_max_position",
+                    *([f"{label}_max_genome_pos"] if region else []),
                     f"{label}_max_alt", f"{label}_mean_abs_effect"]
     return columns
 
 
-def summary_row(result: IsmResult) -> list[str]:
+def summary_row(
+    result: IsmResult, png: str = "", region: tuple[str, int] | None = None
+) -> list[str]:
     """The strongest substitution per label (position 1-based in the record) and the mean
-    |effect| over all substitutions."""
-    row = [result.record_id, str(result.record_length), str(result.offset),
-           str(len(result.sequence)), result.method, str(result.num_windows)]
+    |effect| over all substitutions. `region` = (chrom, 1-based start of the record on it)
+    for a genome region: its row also names the chromosome and the genome position."""
+    row = [result.record_id, *([region[0]] if region else []), str(result.record_length),
+           str(result.offset), str(len(result.sequence)), result.method,
+           str(result.num_windows), png]
     num_substitutions = max(1, 3 * len(result.sequence))
     for label in range(len(result.label_names)):
         magnitude = np.abs(result.effects[label])
         position, code = np.unravel_index(int(np.argmax(magnitude)), magnitude.shape)
+        in_record = result.offset + int(position)  # 0-based in the record
         row += [
             f"{result.reference_probability[label]:.6g}",
             f"{magnitude[position, code]:.6g}",
-            str(result.offset + int(position) + 1),
+            str(in_record + 1),
+            *([str(region[1] + in_record)] if region else []),
             BASES[int(code)],
             f"{magnitude.sum() / num_substitutions:.6g}",
         ]

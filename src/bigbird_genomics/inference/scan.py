@@ -50,6 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference._common import batches
 from bigbird_genomics.io.atomic import temp_prefix
 from bigbird_genomics.io.bed_out import Peak, PeakMerger, write_peaks
 from bigbird_genomics.io.bigwig import bigwig_path, write_bigwig
@@ -353,17 +354,6 @@ def _score(model: WindowScorer, tokens: list[np.ndarray], num_labels: int) -> np
     return scores
 
 
-def _batches(items: Iterator, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def predict_fasta(
     loaded_model: WindowScorer,
     fasta: str | os.PathLike[str],
@@ -441,7 +431,7 @@ def predict_fasta(
         )
         current: _RecordScan | None = None
         windows = _windows(selection, loaded_model, plan, strands, max_n_fraction)
-        for batch in _batches(windows, batch_size):
+        for batch in batches(windows, batch_size):
             per_strand = [
                 _score(loaded_model, [tokens[strand] for _, _, tokens in batch], len(labels))
                 for strand in range(len(batch[0][2]))

@@ -1,7 +1,8 @@
 """Variant effects: score a window of the genome around each VCF variant with REF and with ALT.
 
 For every ALT allele of every VCF record (multi-allelic records are split), the model scores
-two windows of `window_bp` bases (default: the checkpoint's context):
+two windows of `window_bp` bases (default: `predict`'s window, `scan_plan`: the length of the
+model's training examples when the checkpoint records it, else the checkpoint's context):
 
 - REF window: the genome with REF centred, `left = (window_bp - len(REF)) // 2` bases before it.
 - ALT window: ALT re-centred in its own window, `(window_bp - len(ALT)) // 2` genome bases
@@ -22,6 +23,7 @@ window) and `near_contig_end` (the window would leave the contig).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 from collections import Counter
@@ -34,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.inference._common import log_odds
 from bigbird_genomics.inference.scan import scan_plan
 from bigbird_genomics.io.atomic import atomic_path
 from bigbird_genomics.io.intervals import open_genome
@@ -41,8 +44,6 @@ from bigbird_genomics.io.writers import atomic_open
 
 DEFAULT_BATCH_SIZE = 64
 VALUE_FORMAT = "{:.6g}"
-# Probabilities are clipped before the log-odds so a saturated model gives a finite ratio.
-PROBABILITY_EPS = 1e-6
 OK = "ok"
 STATUSES = (
     OK, "ref_mismatch", "unknown_chrom", "symbolic", "breakend", "spanning_deletion", "no_alt",
@@ -140,14 +141,9 @@ def variant_windows(
     return OK, ref_window, alt_window
 
 
-def _log_odds(probabilities: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probabilities, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-    return np.log(clipped) - np.log1p(-clipped)
-
-
 def effect_scores(p_ref: np.ndarray, p_alt: np.ndarray) -> np.ndarray:
     """[4, ...]: p_ref, p_alt, diff (alt - ref) and log-odds ratio (logit alt - logit ref)."""
-    return np.stack([p_ref, p_alt, p_alt - p_ref, _log_odds(p_alt) - _log_odds(p_ref)])
+    return np.stack([p_ref, p_alt, p_alt - p_ref, log_odds(p_alt) - log_odds(p_ref)])
 
 
 def score_windows(model: Any, windows: Sequence[str]) -> np.ndarray:
@@ -172,6 +168,22 @@ def _open_vcf(path: Path):
         ) from None
 
 
+def _header_line_count(path: Path) -> int:
+    """How many header lines (`#...`) the VCF file itself has, so record errors name the
+    file's own line numbers: `str(vcf.header)` is htslib's rendering, which adds lines such as
+    `##FILTER=<ID=PASS>` the file may lack. 0 for BCF (binary: no lines)."""
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if compressed else open
+    count = 0
+    with opener(path, "rb") as stream:
+        for line in stream:
+            if not line.startswith(b"#"):
+                break
+            count += 1
+    return count
+
+
 def _records(vcf, path: Path, header_lines: int) -> Iterator[tuple[int, Any]]:
     """(line number, record) one at a time; a malformed line becomes a VcfError naming it."""
     line = header_lines
@@ -190,24 +202,41 @@ def _records(vcf, path: Path, header_lines: int) -> Iterator[tuple[int, Any]]:
         yield line, record
 
 
-def _add_info_headers(header, label_names: Sequence[str]) -> None:
+def _add_info_headers(header, label_names: Sequence[str], path: Path) -> None:
+    """Declare END and the BB_* INFO fields. A VCF written by `--vcf-out` already declares
+    them: those definitions are kept and the records' values overwritten (re-annotation)."""
     if "END" not in header.info:
         # symbolic alleles carry INFO/END; undeclared, htslib types it String and cannot write
         # the record back
         header.info.add("END", 1, "Integer", "End position of the variant")
-    header.info.add(
-        "BB_STATUS", "A", "String",
-        "bigbird-genomics variant-effect: ok, or why the ALT allele was not scored",
-    )
+    fields = [("BB_STATUS", "String",
+               "bigbird-genomics variant-effect: ok, or why the ALT allele was not scored")]
     for label in label_names:
-        header.info.add(
-            info_key(label, "DIFF"), "A", "Float",
-            f"bigbird-genomics variant-effect: {label} probability ALT minus REF",
-        )
-        header.info.add(
-            info_key(label, "LOR"), "A", "Float",
-            f"bigbird-genomics variant-effect: {label} log-odds ratio ALT vs REF",
-        )
+        fields += [
+            (info_key(label, "DIFF"), "Float",
+             f"bigbird-genomics variant-effect: {label} probability ALT minus REF"),
+            (info_key(label, "LOR"), "Float",
+             f"bigbird-genomics variant-effect: {label} log-odds ratio ALT vs REF"),
+        ]
+    for key, kind, description in fields:
+        if key not in header.info:
+            header.info.add(key, "A", kind, description)
+            continue
+        existing = header.info[key]
+        if existing.number != "A" or existing.type != kind:
+            raise VcfError(
+                f"--vcf {path}: its header declares INFO/{key} as Number={existing.number}, "
+                f"Type={existing.type}, not the Number=A, Type={kind} that --vcf-out writes; "
+                f"remove that field first (`bcftools annotate -x INFO/{key}`)"
+            )
+
+
+def _declare_contigs(header, lengths: dict[str, int]) -> None:
+    """Add every genome sequence the VCF header does not declare: htslib cannot write a
+    record whose contig has no ##contig line (many VCFs have none)."""
+    for name, length in lengths.items():
+        if name not in header.contigs:
+            header.contigs.add(name, length=length)
 
 
 @contextlib.contextmanager
@@ -243,6 +272,7 @@ def score_variants(
     batch_size: int = DEFAULT_BATCH_SIZE,
     strict: bool = False,
     progress: bool | None = None,
+    decompress_to: str | os.PathLike[str] | None = None,
 ) -> VariantSummary:
     """Score every ALT allele of `vcf_path`; write the TSV (and the annotated VCF) atomically."""
     if batch_size < 1:
@@ -253,20 +283,21 @@ def score_variants(
     window = scan_plan(model, window_bp).window_bp
     labels = list(model.label_names)
     summary = VariantSummary(label_names=labels, window_bp=window)
-    genome = open_genome(genome_path)
-    names = list(genome.keys())  # iterating a pyfaidx.Fasta yields records, not names
-    lengths = {name: len(genome[name]) for name in names}
-
-    def fetch(contig: str, start: int, end: int) -> str:
-        return str(genome[contig][start:end])
-
     vcf = _open_vcf(vcf_path)
-    header_lines = len(str(vcf.header).splitlines())
-    if vcf_out is not None:
-        _add_info_headers(vcf.header, labels)
+    header_lines = 0 if vcf.is_bcf else _header_line_count(vcf_path)
     columns = BASE_COLUMNS + score_columns(labels)
     with contextlib.ExitStack() as stack:
         stack.callback(vcf.close)
+        genome = stack.enter_context(open_genome(genome_path, decompress_to=decompress_to))
+        names = list(genome.keys())  # iterating a pyfaidx.Fasta yields records, not names
+        lengths = {name: len(genome[name]) for name in names}
+
+        def fetch(contig: str, start: int, end: int) -> str:
+            return str(genome[contig][start:end])
+
+        if vcf_out is not None:
+            _add_info_headers(vcf.header, labels, vcf_path)
+            _declare_contigs(vcf.header, lengths)
         tsv = stack.enter_context(atomic_open(out_tsv))
         tsv.write("\t".join(columns) + "\n")
         annotated = (
@@ -350,10 +381,13 @@ def _flush(
             summary.statuses[variant.status] += 1
             summary.num_variants += 1
         summary.num_records += 1
-        if annotated is not None and record.alts:
-            _annotate(record, variants, summary.label_names)
-            annotated.write(record)
-        elif annotated is not None:
+        if annotated is not None:
+            if record.alts:
+                _annotate(record, variants, summary.label_names)
+            if record.contig not in annotated.header.contigs:
+                # a contig neither in the genome nor declared: htslib added it to the input's
+                # header while parsing; the output needs it too to write the record
+                annotated.header.contigs.add(record.contig)
             annotated.write(record)
         bar.update(len(variants))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,12 @@ def _flatten(named: Named | None) -> list[tuple[str, Path]]:
         )
         pairs.extend((option, Path(v)) for v in values if v is not None and str(v) != "")
     return pairs
+
+
+def safe_name(record_id: str) -> str:
+    """A file name for a record id: anything but letters, digits, '.', '-' and '_' becomes '_'
+    (ids such as `chr1:100-200` or `a/b` are not file names)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", record_id).strip(".") or "record"
 
 
 def _resolved(path: Path) -> Path:

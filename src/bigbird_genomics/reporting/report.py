@@ -26,6 +26,7 @@ import numpy as np
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.atomic import atomic_path
+from bigbird_genomics.io.paths import safe_name
 from bigbird_genomics.io.writers import atomic_open
 
 TOP_RECORDS = 5
@@ -461,9 +462,15 @@ def ism_png(path: Path) -> Path:
     if column is None or not rows:
         raise ReportInputError(f"{summary}: no records or no *_max_abs_effect column")
     best = max(rows, key=lambda row: float(row[column]))
-    # the file name `ism` gives a record (see inference.ism.safe_name)
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in best[0]).strip(".")
-    png = path / f"{name or 'record'}.png"
+    if "png" in header:  # the picture `ism` wrote for the record (empty under --no-plots)
+        name = best[header.index("png")]
+        if not name:
+            raise ReportInputError(
+                f"{summary}: record {best[0]} has no picture (was `ism` run with --no-plots?)"
+            )
+        png = path / name
+    else:  # a summary without the column: the name `ism` gives a record's files
+        png = path / f"{safe_name(best[0])}.png"
     if not png.is_file():
         raise ReportInputError(f"{png}: no such ISM picture (was `ism` run with --no-plots?)")
     return png
