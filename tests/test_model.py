@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bigbird_genomics.model.encoder import (
+    EncoderConfig,
     RotaryEmbedding,
     attention_blocks,
     padded_width,
@@ -304,3 +305,20 @@ def test_first_row_shortcut_only_for_cls_pooled_classifiers() -> None:
     assert _model(pooling="cls").first_row_only
     assert not _model(pooling="mean").first_row_only
     assert not _model("mlm", 0).first_row_only
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_size": 0}, r"enc\.hidden_size=0 must be a whole number >= 1"),
+        ({"num_heads": 3}, r"enc\.hidden_size=128 is not divisible by enc\.num_heads=3"),
+        ({"hidden_size": 24, "num_heads": 8}, r"must be even"),
+        ({"dropout": 1.0}, r"enc\.dropout=1\.0 must be in \[0, 1\)"),
+        ({"stem_kernel": 4}, r"enc\.stem_kernel=4 must be 0 \(no stem\) or odd"),
+        ({"stem_pool": 2}, r"enc\.stem_pool=2 needs a stem"),
+    ],
+)
+def test_encoder_config_validate_names_the_key(change: dict, message: str) -> None:
+    assert EncoderConfig(vocab_size=8).validate() is not None
+    with pytest.raises(ValueError, match=message):
+        EncoderConfig(vocab_size=8, **change).validate("enc")

@@ -13,6 +13,7 @@ been trained on relative distances below its context.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -45,6 +46,42 @@ class EncoderConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self, prefix: str = "model") -> EncoderConfig:
+        """Raise ValueError naming the offending key (as `prefix.key`); return self when valid.
+
+        The model owns its shape rules (as `SparsityConfig.validate` owns the pattern's), so a
+        config is refused before training with the key that cannot work.
+        """
+        for key in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                    "max_tokens"):  # fmt: skip
+            value = getattr(self, key)
+            if not _is_whole(value) or value < 1:
+                shown = "null" if value is None else repr(value)  # as written in the config
+                raise ValueError(f"{prefix}.{key}={shown} must be a whole number >= 1")
+        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"{prefix}.dropout={self.dropout} must be in [0, 1)")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"{prefix}.hidden_size={self.hidden_size} is not divisible by "
+                f"{prefix}.num_heads={self.num_heads}"
+            )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"{prefix}.hidden_size / {prefix}.num_heads must be even (rotary positions "
+                "rotate pairs)"
+            )
+        kernel, pool, layers = self.stem_kernel, self.stem_pool, self.stem_layers
+        if not _is_whole(kernel) or kernel < 0 or (kernel and kernel % 2 == 0):
+            raise ValueError(f"{prefix}.stem_kernel={kernel} must be 0 (no stem) or odd")
+        for key, value in (("stem_pool", pool), ("stem_layers", layers)):
+            if not _is_whole(value) or value < 1:
+                raise ValueError(f"{prefix}.{key}={value} must be >= 1")
+            if value > 1 and not kernel:
+                raise ValueError(
+                    f"{prefix}.{key}={value} needs a stem: set {prefix}.stem_kernel (e.g. 9)"
+                )
+        return self
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
@@ -57,6 +94,10 @@ class EncoderConfig:
     def pad_width(self, num_tokens: int, block_size: int) -> int:
         """Input width to pad a batch whose longest record has `num_tokens` (see padded_width)."""
         return padded_width(num_tokens, block_size, self.downsample)
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def stem_downsample(stem_pool: int, stem_layers: int = 1) -> int:

@@ -6,6 +6,7 @@ values and of the config against the data set, each naming the key to change.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from bigbird_genomics.attention import SparsityConfig
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.labels import CLASS_LABEL
+from bigbird_genomics.model.encoder import EncoderConfig
 from bigbird_genomics.model.network import TASK_TYPES
 
 POOLINGS = ("cls", "mean")
@@ -30,26 +32,30 @@ def sparsity_config(attention: dict[str, Any]) -> SparsityConfig:
         raise ConfigError(f"invalid attention config: {error}") from error
 
 
-# Sizes of the encoder: each a whole number >= 1 (0 builds an empty model that "trains").
-MODEL_SIZE_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_tokens")
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_model_sizes(model: dict[str, Any]) -> None:
-    for key in MODEL_SIZE_KEYS:
-        value = model.get(key)
-        if not _is_int(value) or value < 1:
-            shown = "null" if value is None else repr(value)  # as written in the config
-            raise ConfigError(f"model.{key}={shown} must be a whole number >= 1")
+def encoder_config(model: dict[str, Any]) -> EncoderConfig:
+    """The encoder's shape from `cfg.model`, checked by the model's own rules
+    (`EncoderConfig.validate`); the vocabulary comes later, from the data set."""
+    keys = {field.name for field in dataclasses.fields(EncoderConfig)} - {"vocab_size"}
+    settings = {key: model.get(key) for key in keys if key in model}
+    for key, default in (("stem_kernel", 0), ("stem_pool", 1), ("stem_layers", 1)):
+        if settings.get(key) is None:  # optional in user configs
+            settings[key] = default
+    for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_tokens"):
+        settings.setdefault(key, None)  # a missing size is refused, naming it
+    try:
+        return EncoderConfig(vocab_size=1, **settings).validate("model")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_static(cfg: dict[str, Any]) -> None:
     """Checks that need only the configuration (no data)."""
     model = cfg["model"]
-    _check_model_sizes(model)
+    encoder = encoder_config(model)
     _check_trainer(cfg["trainer"])
     sparsity = sparsity_config(cfg["attention"])
     context = model["max_tokens"]
@@ -58,19 +64,6 @@ def check_static(cfg: dict[str, Any]) -> None:
             f"attention.block_size={sparsity.block_size} does not divide the context "
             f"model.max_tokens={context}; choose a block size that divides it (e.g. "
             f"{_divisors_hint(context)})"
-        )
-    if model["num_heads"] < 1:
-        raise ConfigError(f"model.num_heads={model['num_heads']} must be >= 1")
-    if not 0.0 <= model["dropout"] < 1.0:
-        raise ConfigError(f"model.dropout={model['dropout']} must be in [0, 1)")
-    if model["hidden_size"] % model["num_heads"]:
-        raise ConfigError(
-            f"model.hidden_size={model['hidden_size']} is not divisible by "
-            f"model.num_heads={model['num_heads']}"
-        )
-    if (model["hidden_size"] // model["num_heads"]) % 2:
-        raise ConfigError(
-            "model.hidden_size / model.num_heads must be even (rotary positions rotate pairs)"
         )
     _check_stem(model, cfg["task"])
     task = cfg["task"]
@@ -91,24 +84,12 @@ def check_static(cfg: dict[str, Any]) -> None:
     _check_strategy(cfg["trainer"])
     _check_ema((cfg.get("callbacks") or {}).get("ema_decay"), cfg["trainer"])
     _check_optim(cfg["optim"])
-    _check_backend(sparsity, model["hidden_size"] // model["num_heads"], cfg["trainer"])
+    _check_backend(sparsity, encoder.head_dim, cfg["trainer"])
 
 
 def _check_stem(model: dict[str, Any], task: dict[str, Any]) -> None:
-    kernel, pool = model.get("stem_kernel") or 0, model.get("stem_pool") or 1
-    if kernel < 0 or (kernel and kernel % 2 == 0):
-        raise ConfigError(f"model.stem_kernel={kernel} must be 0 (no stem) or odd")
-    if pool < 1:
-        raise ConfigError(f"model.stem_pool={pool} must be >= 1")
-    if pool > 1 and not kernel:
-        raise ConfigError(f"model.stem_pool={pool} needs a stem: set model.stem_kernel (e.g. 9)")
-    layers = 1 if model.get("stem_layers") is None else model["stem_layers"]
-    if layers < 1:
-        raise ConfigError(f"model.stem_layers={layers} must be >= 1")
-    if layers > 1 and not kernel:
-        raise ConfigError(
-            f"model.stem_layers={layers} needs a stem: set model.stem_kernel (e.g. 9)"
-        )
+    """The stem's shape is the model's (`EncoderConfig.validate`); this is its fit to the task."""
+    pool = model.get("stem_pool") or 1
     if pool > 1 and task["type"] == "mlm":
         raise ConfigError(
             f"model.stem_pool={pool} pools tokens away, but task.type=mlm predicts every token; "
