@@ -446,5 +446,9 @@ def test_report_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("chr1\t0\t10\n")
     with pytest.raises(UserError, match="bad.bedGraph: line 1"):
         read_track(bad)
+    sites = tmp_path / "sites.bed"
+    sites.write_text("chr1\tten\t20\n")
+    with pytest.raises(UserError, match=r"sites.bed: line 1: start .ten. and end .20. must be"):
+        read_sites(sites, "chr1")
     with pytest.raises(UserError, match="nothing to report"):
         write_report(tmp_path / "out")

@@ -21,32 +21,13 @@ from tqdm import tqdm
 
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.atomic import atomic_path
-from bigbird_genomics.io.text import utf8_errors
+from bigbird_genomics.io.bed import Interval, iter_bed
 
-STRANDS = ("+", "-", ".")
 DECOMPRESS_CHUNK = 1 << 20
 
 
 class IntervalError(UserError):
     """A BED file, genome or interval that cannot be used; names file and line."""
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One BED line: 0-based half-open [start, end) on `chrom`."""
-
-    chrom: str
-    start: int
-    end: int
-    name: str | None = None
-    strand: str = "."
-    score: str | None = None
-    line: int = 0
-
-    @property
-    def label(self) -> str:
-        """The BED name, or chrom:start-end(strand) when the name is missing or '.'."""
-        return self.name or f"{self.chrom}:{self.start}-{self.end}({self.strand})"
 
 
 @dataclass(frozen=True)
@@ -77,44 +58,8 @@ class Window:
 
 
 def read_bed(path: str | os.PathLike) -> list[Interval]:
-    """BED3..BED6+ lines; skips blank, '#', 'track' and 'browser' lines."""
-    path = Path(path)
-    if not path.is_file():
-        raise IntervalError(f"{path}: no such BED file")
-    intervals: list[Interval] = []
-    with utf8_errors(path, IntervalError, "BED file"), open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip() or text.startswith(("#", "track", "browser")):
-                continue
-            fields = text.rstrip("\r\n").split("\t")
-            if len(fields) < 3:
-                fields = text.split()
-            if len(fields) < 3:
-                raise IntervalError(
-                    f"{path}: line {number}: BED needs at least 3 tab-separated columns "
-                    "(chrom, start, end)"
-                )
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise IntervalError(
-                    f"{path}: line {number}: start {fields[1]!r} and end {fields[2]!r} must be "
-                    "whole numbers"
-                ) from None
-            if not 0 <= start <= end:
-                raise IntervalError(
-                    f"{path}: line {number}: need 0 <= start <= end, got {start}..{end} "
-                    "(BED is 0-based half-open)"
-                )
-            name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None
-            score = fields[4] if len(fields) > 4 else None
-            strand = fields[5] if len(fields) > 5 else "."
-            if strand not in STRANDS:
-                raise IntervalError(
-                    f"{path}: line {number}: strand {strand!r} must be '+', '-' or '.'"
-                )
-            intervals.append(Interval(fields[0], start, end, name, strand, score, number))
-    return intervals
+    """BED3..BED6+ lines (plain or gzip; `io.bed.iter_bed`); zero-length intervals allowed."""
+    return list(iter_bed(path, error=IntervalError, what="BED file"))
 
 
 def _index_path(path: Path) -> str | None:

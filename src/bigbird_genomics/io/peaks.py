@@ -1,14 +1,12 @@
 """Peak, TSS and blacklist files: BED3+/BED6/narrowPeak, plain or gzip, and peak sample sheets.
 
-Only the columns the builders use are parsed (chrom, start, end, name, strand), which keeps
-one reader for every BED flavour; header, `track` and `browser` lines are skipped. Not
-`intervals.read_bed`, which reads plain text only: ENCODE and Roadmap ship peaks gzipped.
+BED lines come from the one BED reader (`io.bed.iter_bed`); this module keeps the columns the
+builders use (chrom, start, end, name, strand) and the peak-specific rules.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bigbird_genomics.errors import UserError
+from bigbird_genomics.io.bed import iter_bed
 from bigbird_genomics.io.text import utf8_errors
 
 
@@ -42,46 +41,12 @@ class Profile:
     group: str
 
 
-def _open_text(path: Path):  # noqa: ANN202 - a text stream, plain or gzip
-    if not path.is_file():
-        raise PeakFileError(f"{path}: no such file")
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def read_bed_rows(path: str | Path) -> Iterator[BedRow]:
-    """Rows of a BED-like file; errors name the file and line and say how to fix them."""
-    path = Path(path)
-    with utf8_errors(path, PeakFileError, "peak file"), _open_text(path) as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n\r").split("\t")
-            if len(fields) < 3:
-                fields = line.split()
-            if len(fields) < 3:
-                raise PeakFileError(
-                    f"{path}: line {number}: expected at least 3 tab-separated columns "
-                    "(chrom, start, end), as in BED or narrowPeak"
-                )
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise PeakFileError(
-                    f"{path}: line {number}: start and end must be integers, got "
-                    f"{fields[1]!r} and {fields[2]!r}; is there an unmarked header line?"
-                ) from None
-            if start < 0 or end <= start:
-                raise PeakFileError(
-                    f"{path}: line {number}: interval {start}-{end} is empty or negative; "
-                    "BED intervals are 0-based, half-open, with end > start"
-                )
-            strand = fields[5] if len(fields) > 5 and fields[5] in ("+", "-") else "."
-            name = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else None
-            yield BedRow(fields[0], start, end, strand, name, number)
+    """Rows of a BED-like peak file, plain or gzip (`io.bed.iter_bed`); empty intervals and
+    strands other than +/- (narrowPeak's '.') as the peak readers need them."""
+    for row in iter_bed(path, error=PeakFileError, what="peak file", empty_ok=False,
+                        strict_strand=False):  # fmt: skip
+        yield BedRow(row.chrom, row.start, row.end, row.strand, row.name, row.line)
 
 
 def merged_intervals(path: str | Path) -> dict[str, np.ndarray]:

@@ -118,25 +118,14 @@ def read_track(path: str | os.PathLike[str], record: str | None = None) -> Track
 
 
 def read_sites(path: str | os.PathLike[str], record: str) -> list[Site]:
-    """BED rows on `record` (columns chrom, start, end[, name])."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReportInputError(f"{path}: no such BED file of known sites (--motifs)")
-    sites = []
-    with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 3 or not (fields[1].isdigit() and fields[2].isdigit()):
-                raise ReportInputError(
-                    f"{path}: line {number}: a BED line needs chrom, start, end (0-based); "
-                    f"got {line.strip()!r}"
-                )
-            if fields[0] == record:
-                name = fields[3] if len(fields) > 3 else f"site_{number}"
-                sites.append(Site(int(fields[1]), int(fields[2]), name))
-    return sites
+    """BED rows on `record` (columns chrom, start, end[, name]), via the one BED reader."""
+    from bigbird_genomics.io.bed import iter_bed
+
+    return [
+        Site(row.start, row.end, row.name or f"site_{row.line}")
+        for row in iter_bed(path, error=ReportInputError, what="BED file of known sites (--motifs)")
+        if row.chrom == record
+    ]
 
 
 def site_enrichment(track: Track, sites: Sequence[Site], label: str) -> dict[str, float]:
