@@ -10,8 +10,11 @@ frequencies only, which measures how much a negative recipe leaks through compos
     python -m benchmarks.accuracy --out results/bench/accuracy --seeds 0 1 2 --max-minutes 30
     python -m benchmarks.accuracy --out /tmp/acc --baseline-only      # ~2 min, no training
     python -m benchmarks.accuracy --out acc --jobs 9 --override trainer=gpu   # one GPU, 9 runs
+    python -m benchmarks.accuracy --out acc --ensemble-only   # ensemble of the finished seeds
 
-Prints a table and writes accuracy.json (every number) and accuracy.md (the table).
+With two or more seeds, the seeds' best checkpoints of each task are also scored together as one
+ensemble (`evaluate --checkpoint` repeated: probabilities averaged), beside the single seeds'
+mean ± sd. Prints a table and writes accuracy.json (every number) and accuracy.md (the table).
 """
 
 from __future__ import annotations
@@ -282,6 +285,87 @@ def train_and_evaluate(
     }
 
 
+def seed_run_dir(out: Path, task_name: str, seed: int) -> Path:
+    return out / "runs" / task_name / f"seed{seed}"
+
+
+def finished_seed_record(out: Path, task_name: str, seed: int, earlier: dict) -> dict | None:
+    """A seed's record from its run folder, or None while it has no test metrics.
+
+    `evaluate_test.json` is written only after training ends, whereas `best.ckpt` appears
+    during training, so the metrics file marks a finished run. The training time is known only
+    from an earlier accuracy.json (`earlier`: seed -> record).
+    """
+    metrics_path = seed_run_dir(out, task_name, seed) / "evaluate_test.json"
+    if not metrics_path.exists():
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    flat = metrics.get("test", metrics)
+    record = {
+        "seed": seed,
+        "accuracy": flat["accuracy"],
+        "f1": flat["f1"],
+        "auroc": flat["auroc"],
+        "strands": flat.get("strands", "forward"),
+    }
+    previous = earlier.get(seed, {})
+    if "train_minutes" in previous and "error" not in previous:
+        record["train_minutes"] = previous["train_minutes"]
+    return record
+
+
+def evaluate_ensemble(
+    task_name: str, runs: list[dict], tokenized: Path, args: argparse.Namespace
+) -> dict | None:
+    """Score the best checkpoints of the task's finished seeds together on the test split.
+
+    `bigbird-genomics evaluate` with `--checkpoint` once per seed averages the members'
+    probabilities; the strands follow `--strands auto`, as for the single runs. None with fewer
+    than two finished seeds (nothing to average); a failed evaluation is recorded, not raised,
+    so the single-seed results are still written.
+    """
+    seeds = [run["seed"] for run in runs if "error" not in run]
+    if len(seeds) < 2:
+        return None
+    checkpoints = [
+        seed_run_dir(args.out, task_name, seed) / "checkpoints" / "best.ckpt" for seed in seeds
+    ]
+    metrics_path = args.out / task_name / "ensemble_test.json"
+    command = cli_command() + ["evaluate"]
+    for checkpoint in checkpoints:
+        command += ["--checkpoint", str(checkpoint)]
+    command += ["--data", str(tokenized), "--split", "test", "--out", str(metrics_path)]
+    try:
+        run_logged(command, args.out / task_name / "ensemble.evaluate.log", args.threads)
+    except RuntimeError as error:
+        print(f"{task_name} ensemble: FAILED\n{error}", file=sys.stderr, flush=True)
+        return {"seeds": seeds, "error": str(error)[-2000:]}
+    flat = json.loads(metrics_path.read_text())["test"]
+    record = {
+        "seeds": seeds,
+        "accuracy": flat["accuracy"],
+        "f1": flat["f1"],
+        "auroc": flat["auroc"],
+        "strands": flat.get("strands", "forward"),
+        "metrics": str(metrics_path),
+    }
+    print(f"{task_name} ensemble of seeds {seeds}: {record}", file=sys.stderr, flush=True)
+    return record
+
+
+def seed_summary(runs: list[dict]) -> dict[str, dict[str, float | int | None]]:
+    """Mean and sample sd (None below two runs) of the successful runs' test metrics."""
+    summary: dict[str, dict[str, float | int | None]] = {}
+    for key in ("accuracy", "f1", "auroc"):
+        values = [run[key] for run in runs if "error" not in run]
+        summary[key] = {
+            "mean": statistics.mean(values) if values else None,
+            "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values),
+        }
+    return summary
+
+
 # --------------------------------------------------------------------------- baselines
 def read_labelled(fasta: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Sequences, labels and split names of a labelled FASTA (`label=`, `split=` headers)."""
@@ -367,7 +451,17 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _ensemble_cell(ensemble: dict | None) -> str:
+    if not ensemble:
+        return "-"
+    if "error" in ensemble:
+        return "failed"
+    return f"{ensemble['accuracy']:.3f} / {ensemble['f1']:.3f} / {ensemble['auroc']:.3f}"
+
+
 def render_table(results: dict[str, dict], kmers: list[int]) -> str:
+    """The markdown table; ensemble columns appear when some task has an ensemble record."""
+    with_ensemble = any(entry.get("ensemble") for entry in results.values())
     columns = [
         "task",
         "test n",
@@ -377,6 +471,7 @@ def render_table(results: dict[str, dict], kmers: list[int]) -> str:
         "BigBird F1",
         "BigBird AUROC",
         "seeds",
+        *(["ensemble acc / F1 / AUROC", "ensemble seeds"] if with_ensemble else []),
         "train min",
     ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -384,8 +479,14 @@ def render_table(results: dict[str, dict], kmers: list[int]) -> str:
         lr, comp = entry["kmer_lr"], entry["composition_lr"]
         runs = [run for run in entry.get("bigbird", []) if "error" not in run]
         column = {
-            key: [run[key] for run in runs] for key in ("accuracy", "f1", "auroc", "train_minutes")
+            key: [run[key] for run in runs if key in run]
+            for key in ("accuracy", "f1", "auroc", "train_minutes")
         }
+        ensemble = entry.get("ensemble")
+        ensemble_cells = [
+            _ensemble_cell(ensemble),
+            ",".join(str(seed) for seed in ensemble["seeds"]) if ensemble else "-",
+        ]
         cells = [
             name,
             str(entry["test_records"]),
@@ -400,10 +501,23 @@ def render_table(results: dict[str, dict], kmers: list[int]) -> str:
             _mean_sd(column["f1"]),
             _mean_sd(column["auroc"]),
             str(len(runs)),
+            *(ensemble_cells if with_ensemble else []),
             _mean_sd(column["train_minutes"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def earlier_records(out: Path) -> dict[str, dict[int, dict]]:
+    """Task -> seed -> record of an accuracy.json already under `out` (none: empty)."""
+    path = out / "accuracy.json"
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())["results"]
+    return {
+        name: {run["seed"]: run for run in entry.get("bigbird", [])}
+        for name, entry in results.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,7 +558,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--override", nargs="*", default=[], help="extra bigbird-genomics-train overrides"
     )
+    parser.add_argument(
+        "--ensemble", action=argparse.BooleanOptionalAction, default=None,
+        help="also score each task's seeds as one ensemble (default: on with two or more seeds)",
+    )
+    parser.add_argument(
+        "--ensemble-only", action="store_true",
+        help="train nothing: read the finished seed runs under --out (those with "
+        "evaluate_test.json) and score their ensemble",
+    )
     args = parser.parse_args(argv)
+    if args.ensemble is None:
+        args.ensemble = len(set(args.seeds)) >= 2
+    if args.ensemble_only and args.ensemble is False:
+        parser.error("--ensemble-only needs the ensemble; drop --no-ensemble")
     args.tasks = list(dict.fromkeys(args.tasks))  # a task twice would share its run folders
     # The real data are only read to build a task's data set; built ones (say, carried to a GPU
     # node) need no copy of them.
@@ -479,13 +606,21 @@ def main(argv: list[str] | None = None) -> int:
         }
         results[name] = entry
         print(f"{name}: data and baselines done", file=sys.stderr)
-    if not args.baseline_only:
+    if args.ensemble_only:
+        earlier = earlier_records(args.out)
+        for name in args.tasks:
+            records = [
+                finished_seed_record(args.out, name, seed, earlier.get(name, {}))
+                for seed in args.seeds
+            ]
+            results[name]["bigbird"] = [record for record in records if record is not None]
+    elif not args.baseline_only:
         runs = [(name, seed) for name in args.tasks for seed in args.seeds]
 
         def run(name_seed: tuple[str, int]) -> dict:
             name, seed = name_seed
             tokenized = tokenized_dir(args.out, name, tokenizer_of(TASKS[name], args))
-            run_dir = args.out / "runs" / name / f"seed{seed}"
+            run_dir = seed_run_dir(args.out, name, seed)
             try:
                 metrics = train_and_evaluate(TASKS[name], tokenized, run_dir, seed, args)
             except RuntimeError as error:  # one failed run must not discard the others
@@ -498,7 +633,13 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             for (name, _), record in zip(runs, pool.map(run, runs), strict=True):
                 results[name]["bigbird"].append(record)
+    for name, entry in results.items():
+        entry["bigbird_summary"] = seed_summary(entry["bigbird"])
+        if args.ensemble and not args.baseline_only:
+            tokenized = tokenized_dir(args.out, name, tokenizer_of(TASKS[name], args))
+            entry["ensemble"] = evaluate_ensemble(name, entry["bigbird"], tokenized, args)
     failed = sum("error" in run for entry in results.values() for run in entry["bigbird"])
+    failed += sum("error" in (entry.get("ensemble") or {}) for entry in results.values())
     table = render_table(results, args.kmer)
     print(table)
     settings = {
@@ -512,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(args.out / "accuracy.md") as temporary:
         temporary.write_text(table + "\n", encoding="utf-8")  # "±" needs UTF-8
     if failed:
-        print(f"{failed} training run(s) failed: see accuracy.json and the logs", file=sys.stderr)
+        print(f"{failed} run(s) failed: see accuracy.json and the logs", file=sys.stderr)
     return 1 if failed else 0
 
 
