@@ -343,25 +343,14 @@ def _write_examples(
             f"skipped: {shown}), so the data set would have no examples; use a smaller k or "
             "longer records"
         )
-    offsets = np.concatenate([[0], np.cumsum(np.concatenate(token_counts))]).astype(np.int64)
-    np.save(temp / "offsets.npy", offsets)
-    np.save(temp / "windows.npy", example_windows)
+    offsets = write_index(temp, token_counts, example_windows, record_ids)
     if label_source is not None:
         per_record = np.zeros((len(record_ids), len(label_names)), dtype=np.uint8)
         for record_index, labels in record_labels.items():
             per_record[record_index] = labels
         np.save(temp / "labels.npy", per_record[example_windows[:, 0]])
-    (temp / "records.txt").write_text("".join(f"{r}\n" for r in record_ids))
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created_by": f"bigbird-genomics {__version__}",
-        "tokenizer": tokenizer.to_dict(),
-        "k": tokenizer.k,
-        "stride": tokenizer.stride,
-        "vocab_hash": tokenizer.vocab_hash,
-        "vocab_size": tokenizer.vocab_size,
-        "token_dtype": tokenizer.token_dtype.name,
+        **format_meta(tokenizer),
         "max_tokens": max_tokens,
         "window_bp": window_bp,
         "overlap_bp": overlap_bp,
@@ -378,3 +367,33 @@ def _write_examples(
         "_header_splits": header_splits,
         "_tokens_sha256": tokens_digest.hexdigest(),
     }
+
+
+def format_meta(tokenizer: KmerTokenizer) -> dict[str, Any]:
+    """The meta.json keys every data set starts with: its format and its tokenizer."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_by": f"bigbird-genomics {__version__}",
+        "tokenizer": tokenizer.to_dict(),
+        "k": tokenizer.k,
+        "stride": tokenizer.stride,
+        "vocab_hash": tokenizer.vocab_hash,
+        "vocab_size": tokenizer.vocab_size,
+        "token_dtype": tokenizer.token_dtype.name,
+    }
+
+
+def write_index(
+    temp: Path,
+    token_counts: Sequence[np.ndarray],
+    example_windows: np.ndarray,
+    record_ids: Sequence[str],
+) -> np.ndarray:
+    """Write offsets.npy, windows.npy and records.txt of a data set being built; returns the
+    offsets (int64 [examples + 1] into tokens.bin)."""
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(token_counts))]).astype(np.int64)
+    np.save(temp / "offsets.npy", offsets)
+    np.save(temp / "windows.npy", example_windows)
+    (temp / "records.txt").write_text("".join(f"{r}\n" for r in record_ids))
+    return offsets

@@ -31,14 +31,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bigbird_genomics import __version__
 from bigbird_genomics.errors import UserError
 from bigbird_genomics.io.atomic import DIRECTORY_MODE
 from bigbird_genomics.io.fasta import DEFAULT_POLICY, FastaPolicy, read_fasta, reverse_complement
 from bigbird_genomics.io.labels import SPLITS
-from bigbird_genomics.tokens.build import check_replaceable, replace_directory, source_entry
+from bigbird_genomics.tokens.build import (
+    check_replaceable,
+    format_meta,
+    replace_directory,
+    source_entry,
+    write_index,
+)
 from bigbird_genomics.tokens.kmers import KmerTokenizer, TokenizerConfigError, plan_windows
-from bigbird_genomics.tokens.store import FORMAT, FORMAT_VERSION
 
 BATCH_WINDOWS = 256  # windows encoded together: one span of ~256 windows per strand
 N_CODE = ord("N")
@@ -220,24 +224,13 @@ def _write_corpus(
             "the corpus would be empty; lower --min-window-bp or --max-tokens, or raise "
             "--min-n-run"
         )
-    offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+    offsets = write_index(temp, counts, example_windows, record_ids)
     example_splits = np.concatenate(splits)
-    np.save(temp / "offsets.npy", offsets)
-    np.save(temp / "windows.npy", example_windows)
     np.save(temp / "strands.npy", np.concatenate(strands))
     np.save(temp / "split.npy", example_splits)
-    (temp / "records.txt").write_text("".join(f"{r}\n" for r in record_ids))
     sources = [source_entry(path) for path in paths]
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created_by": f"bigbird-genomics {__version__}",
-        "tokenizer": tokenizer.to_dict(),
-        "k": tokenizer.k,
-        "stride": tokenizer.stride,
-        "vocab_hash": tokenizer.vocab_hash,
-        "vocab_size": tokenizer.vocab_size,
-        "token_dtype": tokenizer.token_dtype.name,
+        **format_meta(tokenizer),
         "max_tokens": max_tokens,
         "window_bp": window_bp,
         "overlap_bp": 0,
