@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import warnings
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ from bigbird_genomics.attention import (
     dense_mask,
     first_row_attention,
     flex,
+    matmul_kernels,
     resolve_backend,
 )
 
@@ -192,10 +194,48 @@ def test_block_cpu_global_pieces_and_patterns(
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize(("num_tokens", "block_size", "padding", "seed", "per_head"), CASES)
+def test_block_cpu_matmul_kernels_match_masked_sdpa_in_float64(
+    monkeypatch: pytest.MonkeyPatch,
+    num_tokens: int, block_size: int, padding: str, seed: int, per_head: bool,
+) -> None:
+    """The bf16 matmul kernels' formulas (global rows cut into pieces merged by log-sum-exp,
+    each piece's gradient share, rows without keys, whole-row softmax gradients), checked
+    exactly: forced for every dtype and run in float64 against the oracle, with several pieces
+    and chunks."""
+    forced = (
+        matmul_kernels.attention_forward,
+        matmul_kernels.attention_backward,
+        functools.partial(matmul_kernels.attention_backward, whole_rows=True),
+    )
+    monkeypatch.setattr(chunked, "_kernels", lambda dtype: forced)
+    monkeypatch.setattr(chunked, "GLOBAL_PIECE_TOKENS", 2 * block_size)
+    monkeypatch.setattr(chunked, "CHUNK_BYTES", 4096)
+    config = SparsityConfig(
+        block_size=block_size, seed=seed, random_per_head=per_head, backend="block"
+    )
+    q, k, v, weights = (x.double() for x in make_inputs(num_tokens, seed))
+    key_padding_mask = padding_mask(num_tokens, padding)
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
+        torch.testing.assert_close(got_tensor, want_tensor, atol=1e-10, rtol=1e-8, msg=name)
+
+
+@pytest.mark.parametrize("kernels", ["matmul", "flash"])
 @pytest.mark.parametrize("padding", ["none", "both"])
-def test_block_cpu_bfloat16_matches_the_float32_reference(padding: str) -> None:
-    """bf16 inputs on CPU: the kernels keep the log-sum-exp in float32; outputs and gradients
+def test_block_cpu_bfloat16_matches_the_float32_reference(
+    monkeypatch: pytest.MonkeyPatch, padding: str, kernels: str
+) -> None:
+    """bf16 inputs on CPU, through the bf16 matmul kernels (CPUs with bf16 GEMMs) and through
+    the flash kernels (the others): the log-sum-exp stays float32; outputs and gradients
     within bf16 rounding of the float32 reference."""
+    monkeypatch.setattr(matmul_kernels, "bf16_matmul_is_fast", lambda: kernels == "matmul")
     config = SparsityConfig(block_size=16, seed=2, backend="block")
     q, k, v, weights = make_inputs(300, 5)
     key_padding_mask = padding_mask(300, padding)

@@ -20,12 +20,14 @@ so that exp(score - lse) and with it every gradient from them is zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
+
+from bigbird_genomics.attention import matmul_kernels
 
 # CPU flash-attention kernels behind F.scaled_dot_product_attention, called directly so that the
 # backward pass can re-gather key blocks chunk by chunk instead of keeping them all.
@@ -137,6 +139,7 @@ class _Work:
         self.trail_start = self.num_padded - plan.trailing * self.block
         self.global_rows = self.lead_end + self.num_padded - self.trail_start
         self.middle = self.num_blocks - plan.leading - plan.trailing
+        self.forward_kernel, self.backward_kernel, self.row_backward_kernel = _kernels(q.dtype)
 
     def global_slice(self, x: torch.Tensor) -> torch.Tensor:
         """Rows of the global query blocks of x [B, H, tokens, ...], leading then trailing."""
@@ -158,6 +161,16 @@ class _Work:
     def piece_tokens(self, span: slice) -> int:
         size = max(1, GLOBAL_PIECE_TOKENS // self.block) * self.block
         return min(size, span.stop - span.start)
+
+
+def _kernels(dtype: torch.dtype) -> tuple[Callable, Callable, Callable]:
+    """(forward, backward, backward of whole rows) tile kernels: bf16 matrix products where the
+    CPU has fast bf16 GEMMs (`matmul_kernels`: the flash kernels gain nothing from bf16), else
+    the flash kernels."""
+    if dtype == torch.bfloat16 and matmul_kernels.bf16_matmul_is_fast():
+        backward = matmul_kernels.attention_backward
+        return matmul_kernels.attention_forward, backward, partial(backward, whole_rows=True)
+    return _CPU_FLASH, _CPU_FLASH_BACKWARD, _CPU_FLASH_BACKWARD
 
 
 def _additive_key_mask(real: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -209,7 +222,9 @@ def _global_forward(work: _Work) -> tuple[torch.Tensor, torch.Tensor]:
     outs, lses = [], []
     for span in work.pieces():
         count, keys, values, mask = _piece_inputs(work, span, rows)
-        piece_out, piece_lse = _CPU_FLASH(_repeat_pieces(rows, count), keys, values, attn_mask=mask)
+        piece_out, piece_lse = work.forward_kernel(
+            _repeat_pieces(rows, count), keys, values, attn_mask=mask
+        )
         if mask is not None:
             # A piece with no real key: the kernel returns zeros; it must weigh nothing.
             dead = ~torch.isfinite(mask).any(dim=-1)  # [B*H, pieces, 1]
@@ -240,7 +255,7 @@ def _global_backward(
     grad_rows = torch.zeros_like(rows).view(work.batch * work.heads, work.global_rows, -1)
     for span in work.pieces():
         count, keys, values, mask = _piece_inputs(work, span, rows)
-        dq, dk, dv = _CPU_FLASH_BACKWARD(
+        dq, dk, dv = work.backward_kernel(
             _repeat_pieces(rows_grad, count),
             _repeat_pieces(rows, count),
             keys,
@@ -343,7 +358,7 @@ def _per_block(x: torch.Tensor, work: _Work, span: slice) -> torch.Tensor:
 
 def _middle_forward(work: _Work, out: torch.Tensor, lse: torch.Tensor) -> None:
     for chunk in _chunks(work):
-        chunk_out, chunk_lse = _CPU_FLASH(
+        chunk_out, chunk_lse = work.forward_kernel(
             _per_block(work.q, work, chunk.span), chunk.keys, chunk.values, attn_mask=chunk.mask
         )
         if chunk.has_key is not None:
@@ -372,7 +387,7 @@ def _middle_backward(
     blocks_view = (work.batch, work.heads * work.num_blocks, work.block, work.head_dim)
     grad_key_blocks, grad_value_blocks = (x.view(blocks_view) for x in (grad_k, grad_v))
     for chunk in _chunks(work):
-        dq, dk, dv = _CPU_FLASH_BACKWARD(
+        dq, dk, dv = work.row_backward_kernel(
             _per_block(grad_out, work, chunk.span),
             _per_block(work.q, work, chunk.span),
             chunk.keys,
