@@ -9,6 +9,8 @@ Implementations (all on q, k, v [B, H, N, d], backward from a random output grad
   triton        bigbird_attention(..., backend="triton") (CUDA; the project's Triton kernels)
   transformers  transformers' BigBirdBlockSparseAttention.bigbird_block_sparse_attention
                 (block 64, 3 random blocks, train mode, randomly initialised, no download)
+  block_bf16    `block` on bfloat16 q, k, v and gradients whatever --dtype says, so the bf16 CPU
+                path (attention/matmul_kernels.py: oneDNN's bf16 GEMMs) runs beside the others
   block_baseline  `block` imported from another source tree (--baseline-src, e.g. an older
                 commit unpacked by `git archive`), to compare two versions in one run
 
@@ -49,8 +51,8 @@ import time
 from pathlib import Path
 
 IMPLS = (
-    "dense", "block", "block_baseline", "flex", "flex_plain", "flex_balanced", "triton",
-    "transformers",
+    "dense", "block", "block_bf16", "block_baseline", "flex", "flex_plain", "flex_balanced",
+    "triton", "transformers",
 )  # fmt: skip
 DEFAULT_IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
@@ -108,7 +110,7 @@ def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torc
         import torch.nn.functional as F
 
         return F.scaled_dot_product_attention
-    if impl == "block_baseline":
+    if impl in ("block_baseline", "block_bf16"):
         impl = "block"
     if impl in ("block", "flex", "flex_plain", "flex_balanced", "triton"):
         from bigbird_genomics.attention import SparsityConfig, bigbird_attention
@@ -309,7 +311,7 @@ def print_table(
 ) -> None:
     """Time, peak memory, useful GFLOP/s and its share of sgemm, and ratios between impls."""
     by_key = {(r["N"], r["impl"]): r for r in records}
-    others = [i for i in ("dense", "transformers", "block_baseline") if i in impls]
+    others = [i for i in ("dense", "transformers", "block_baseline", "block_bf16") if i in impls]
     header = (
         f"{'N':>7} {'impl':>14} {'fwd+bwd ms':>11} {'CPU ms':>9} {'peak MiB':>9} "
         f"{'GFLOP/s':>8} {'% sgemm':>8} {'GFLOP/s cpu':>11} {'% sgemm cpu':>11}"
@@ -378,18 +380,19 @@ def write_json(records: list[dict], path: Path, sgemm: list[dict]) -> None:
     os.replace(tmp_name, path)
 
 
-def _sgemm(args: argparse.Namespace) -> dict | None:
-    spec = {"impl": "sgemm", "threads": args.threads, "dtype": "float32"}
+def _sgemm(args: argparse.Namespace, dtype: str = "float32") -> dict | None:
+    """The GEMM rate of `dtype` (float32: the reference of "% sgemm")."""
+    spec = {"impl": "sgemm", "threads": args.threads, "dtype": dtype}
     result = measure(spec)
     if isinstance(result, str):
         print(f"sgemm: failed ({result})", flush=True)
         return None
     print(
-        f"sgemm 2048x2048 fp32, {args.threads} thread(s): {result['sgemm_gflops']} GFLOP/s "
+        f"gemm 2048x2048 {dtype}, {args.threads} thread(s): {result['sgemm_gflops']} GFLOP/s "
         f"(by CPU time {result['sgemm_cpu_gflops']})",
         flush=True,
     )
-    return result
+    return {**result, "dtype": dtype}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             }  # fmt: skip
             if impl == "block_baseline":
                 spec["src"] = str(args.baseline_src.resolve())
+            if impl == "block_bf16":
+                spec["dtype"] = "bfloat16"
             result = measure(spec)
             if isinstance(result, str):
                 print(f"N={n} {impl}: failed ({result})", flush=True)
@@ -436,14 +441,18 @@ def main(argv: list[str] | None = None) -> int:
             records.append(result)
     if args.device == "cpu":
         sgemm += [rate for rate in [_sgemm(args)] if rate is not None]
+    bf16_gemm = _sgemm(args, "bfloat16") if args.device == "cpu" and "block_bf16" in impls else None
     print()
     best = None
     if sgemm:
         best = {key: max(s[key] for s in sgemm) for key in ("sgemm_gflops", "sgemm_cpu_gflops")}
+        # block_bf16's "% sgemm" is of the float32 rate too: the question is how much
+        # of this CPU's ordinary float32 matrix rate the sparse work reaches; bf16's own is
+        # printed above.
         print(f"sgemm before and after: {sgemm}; % sgemm uses the highest: {best}\n")
     print_table(records, args.ns, impls, best)
     if args.json:
-        write_json(records, args.json, sgemm)
+        write_json(records, args.json, sgemm + ([bf16_gemm] if bf16_gemm else []))
         print(f"\nwrote {args.json}")
     return 0
 

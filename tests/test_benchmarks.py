@@ -31,6 +31,20 @@ def test_train_throughput_measures_the_stem_model(tmp_path: Path) -> None:
     assert results["ours_all_rows"]["parameters"] == results["ours"]["parameters"]
 
 
+@pytest.mark.slow  # ~20 s: three GEMM measurements and two attention subprocesses
+def test_attention_benchmark_times_the_bf16_path_beside_float32(tmp_path: Path) -> None:
+    """`block_bf16` runs the block backend on bf16 tensors in the same run as float32 `block`,
+    and the JSON keeps the bf16 GEMM rate beside the float32 ones."""
+    out = tmp_path / "attention.json"
+    command = [sys.executable, "benchmarks/attention.py", "--ns", "256", "--impls", "block",
+               "block_bf16", "--reps", "1", "--warmup", "0", "--json", str(out)]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    result = json.loads(out.read_text())
+    assert {row["impl"] for row in result["records"]} == {"block", "block_bf16"}
+    assert all(row["fb_ms"] > 0 and row["gflop"] > 0 for row in result["records"])
+    assert [rate["dtype"] for rate in result["sgemm"]] == ["float32", "float32", "bfloat16"]
+
+
 @pytest.fixture()
 def accuracy(monkeypatch: pytest.MonkeyPatch):
     """benchmarks/accuracy.py as a module (the repository root is not a package path)."""
