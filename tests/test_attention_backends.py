@@ -294,6 +294,17 @@ def test_block_falls_back_when_the_private_cpu_kernel_changes(
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
 
 
+@pytest.mark.usefixtures("fresh_cpu_flash_probe")
+def test_cpu_fast_path_survives_a_first_call_under_bf16_autocast() -> None:
+    """Lightning's bf16-mixed runs the model under CPU autocast; the kernels' one-time check
+    runs there on the first forward pass, and must still accept the kernels (a bf16 reference
+    against the float32 tolerance would turn the fast path off for the whole process)."""
+    model_like = torch.nn.Linear(8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model_like(torch.randn(2, 8)).dtype == torch.bfloat16  # autocast is on here
+        assert chunked.cpu_flash_available()
+
+
 def test_cpu_flash_probe_accepts_this_torch_and_leaves_the_global_rng_alone(
     fresh_cpu_flash_probe: None,
 ) -> None:

@@ -409,8 +409,16 @@ def _middle_backward(
 
 def _kernels_match_sdpa() -> bool:
     """Four blocks of 4 tokens: one global block, each middle block seeing 2 key blocks, the
-    last key padded; the Function against autograd through SDPA with the same mask (own RNG)."""
-    with torch.inference_mode(False), torch.enable_grad():
+    last key padded; the Function against autograd through SDPA with the same mask (own RNG).
+
+    Autocast is off: the first call may come from a model under bf16 autocast (Lightning's
+    bf16-mixed), which would run the reference in bf16, fail the float32 comparison and turn
+    the fast path off for the whole process."""
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        torch.autocast("cpu", enabled=False),
+    ):
         generator = torch.Generator().manual_seed(0)
         q, k, v, grad_out = (torch.randn(1, 1, 16, 8, generator=generator) for _ in range(4))
         plan = CpuPlan(
