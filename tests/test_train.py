@@ -309,3 +309,37 @@ def test_multiclass_trains_from_class_labels_end_to_end(tmp_path: Path) -> None:
     binary = motif_dataset(tmp_path / "binary")
     with pytest.raises(ConfigError, match="task.type=multiclass needs class labels"):
         train(training_config(tmp_path / "r4", binary, multiclass), tmp_path / "r4")
+
+
+def test_bf16_mixed_training_on_cpu_runs_the_block_backend_in_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`trainer.precision=bf16-mixed` on CPU: under autocast the encoder's attention tiles
+    arrive in bf16 at the block backend's CPU kernels (not a silent float32 or plain-autograd
+    fallback), the weights stay float32, and the losses are finite. (The run's closing scores
+    of the best checkpoint run in float32, outside autocast.)"""
+    from bigbird_genomics.attention import chunked
+
+    tile_dtypes = []
+    real_kernels = chunked._kernels
+
+    def recording(dtype: torch.dtype):  # noqa: ANN202
+        tile_dtypes.append((dtype, torch.is_autocast_enabled("cpu")))
+        return real_kernels(dtype)
+
+    monkeypatch.setattr(chunked, "_kernels", recording)
+    chunked.cpu_flash_available()  # its own float32 check is not the model's call
+    tile_dtypes.clear()
+    run = tmp_path / "run"
+    config = training_config(
+        run, motif_dataset(tmp_path),
+        ["trainer.precision=bf16-mixed", "model.num_layers=2", "attention.backend=block",
+         "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"],
+    )  # fmt: skip
+    train(config, run)
+    under_autocast = {dtype for dtype, autocast in tile_dtypes if autocast}
+    assert under_autocast == {torch.bfloat16}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["val"]["loss"])
+    weights = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
