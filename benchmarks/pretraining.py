@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=30.0, help="cap per training run")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     parser.add_argument("--longrange", action="store_true", help="add the long-range arm")
+    parser.add_argument("--longrange-only", action="store_true",
+                        help="run the long-range arm alone (no promoter arms)")
     parser.add_argument("--longrange-length-bp", type=int, default=8058)
     parser.add_argument("--longrange-records", type=int, default=4000)
     parser.add_argument("--longrange-epochs", type=int, default=1)
@@ -253,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
+    if args.longrange_only:
+        return write_results(args, {}, [], longrange_arm(args), started)
     task = TASKS[PROMOTER_TASK]
     fasta, tokenized = prepare(task, args.out, args.threads, args.tokenizer)
     k, stride = tokenizer_settings(args.tokenizer)
@@ -298,9 +302,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"AUROC {result['auroc']:.3f}", flush=True)
 
     longrange = longrange_arm(args) if args.longrange else None
-    table = render_table(runs, pretrained)
+    return write_results(args, pretrained, runs, longrange, started)
+
+
+def write_results(args: argparse.Namespace, pretrained: dict[str, dict], runs: list[dict],
+                  longrange: dict | None, started: float) -> int:
+    """Print the table; write pretraining.json (every run) and pretraining.md (the table)."""
+    table = render_table(runs, pretrained) if runs or pretrained else ""
     if longrange is not None:
-        table += "\n\n| long-range arm | steps to val accuracy 0.95 | minutes |\n|---|---|---|\n"
+        table += "\n\n" if table else ""
+        table += "| long-range arm | steps to val accuracy 0.95 | minutes |\n|---|---|---|\n"
         table += "\n".join(
             f"| {arm} | {longrange[arm]['steps_to_0.95'] or 'not reached'} | "
             f"{longrange[arm]['minutes']:.1f} |" for arm in ("scratch", "ecoli")

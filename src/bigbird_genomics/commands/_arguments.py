@@ -22,6 +22,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device and --precision of the commands that score with a checkpoint."""
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 runs the model under bf16 autocast: faster on GPUs and on CPUs with "
+        "native bf16 (AVX512-BF16, AMX); probabilities move by bf16 rounding (~1e-2)",
+    )
+
+
 def conf_dir() -> Path:
     """The training configs: the packaged ones, or BIGBIRD_GENOMICS_CONF's copy (as
     `bigbird-genomics-train` reads them)."""

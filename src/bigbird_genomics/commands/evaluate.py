@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bigbird_genomics.commands._arguments import positive_int
+from bigbird_genomics.commands._arguments import add_device_arguments, positive_int
 
 HELP = (
     "Score a trained checkpoint on one split of a tokenized data set: metrics.json (accuracy, "
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="both: average each record's two strands (test-time augmentation); auto (default): "
         "both for a model trained with data.reverse_complement=true, else forward",
     )
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         outputs={"--out": args.out, "--predictions": args.predictions, **plots},
         output_dirs={"--plots": args.plots},
     )
-    model = load_models(args.checkpoint, args.device)
+    model = load_models(args.checkpoint, args.device, args.precision)
     data = TokenizedDataset(args.data)
     predictions = predict_split(model, data, args.split, args.batch_size, args.strands)
     scores = split_metrics(model, predictions, label_groups_of(data))

@@ -6,6 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
+from bigbird_genomics.commands._arguments import add_device_arguments
+
 HELP = (
     "In-silico saturation mutagenesis: every base of each record (a FASTA, or one genome "
     "region) changed to each of the 3 other bases and scored (--method ism), or estimated from "
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--records", help="only these records of --fasta (comma-separated ids), in FASTA order"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="mutant windows per pass")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    add_device_arguments(parser)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG per record")
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.io.paths import safe_name
     from bigbird_genomics.io.writers import write_tsv
 
-    model = load_checkpoint(checkpoint, device=args.device)
+    model = load_checkpoint(checkpoint, device=args.device, precision=args.precision)
     if not args.no_plots:
         from bigbird_genomics.reporting.ism_plots import plot_ism
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bigbird_genomics.commands._arguments import positive_int
+from bigbird_genomics.commands._arguments import add_device_arguments, positive_int
 
 HELP = (
     "Predict on a new FASTA (plain or gzip): a TSV with one row per record (id, length, max and "
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int, default=32, help="windows per forward pass"
     )
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    add_device_arguments(parser)
     parser.add_argument(
         "--window-bp",
         type=int,
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             )
     from bigbird_genomics.inference.ensemble import load_models  # imports torch: only when needed
 
-    model = load_models(checkpoints, device=args.device)
+    model = load_models(checkpoints, device=args.device, precision=args.precision)
     if args.bigwig:  # one file per label: known once the model is loaded, before any scoring
         from bigbird_genomics.io.bigwig import bigwig_path
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bigbird_genomics.commands._arguments import add_device_arguments
+
 HELP = (
     "Score the variants of a VCF (plain or bgzip): for every ALT allele the model scores a "
     "genome window centred on the variant with REF and with ALT (SNVs and indels). Writes a TSV "
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop at the first REF that does not match the genome (default: status ref_mismatch)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="variants per forward pass")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    add_device_arguments(parser)
     parser.add_argument(
         "--window-bp", type=int,
         help="window scored around each variant (default: the length of the model's training "
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from bigbird_genomics.inference.checkpoint import load_checkpoint
     from bigbird_genomics.inference.variant_effect import OK, score_variants
 
-    model = load_checkpoint(checkpoint, device=args.device)
+    model = load_checkpoint(checkpoint, device=args.device, precision=args.precision)
     summary = score_variants(
         model, args.genome, args.vcf, args.out, vcf_out=args.vcf_out, window_bp=args.window_bp,
         batch_size=args.batch_size, strict=args.strict, progress=args.progress,

@@ -87,10 +87,10 @@ def _check_same(first: LoadedModel, first_name: str, other: LoadedModel, name: s
         )
 
 
-def load_models(paths: Sequence[str | Path], device: str | torch.device = "cpu"
-                ) -> LoadedModel | Ensemble:
+def load_models(paths: Sequence[str | Path], device: str | torch.device = "cpu",
+                precision: str = "float32") -> LoadedModel | Ensemble:
     """One checkpoint as a `LoadedModel`, several as an `Ensemble` (checked to agree)."""
     if len(paths) == 1:
-        return checkpoints.load_checkpoint(paths[0], device)
-    members = [checkpoints.load_checkpoint(path, device) for path in paths]
+        return checkpoints.load_checkpoint(paths[0], device, precision)
+    members = [checkpoints.load_checkpoint(path, device, precision) for path in paths]
     return Ensemble(members, names=[str(path) for path in paths])

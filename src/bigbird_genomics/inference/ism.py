@@ -318,7 +318,7 @@ def _embedding_gradients(
         lambda module, inputs, output: captured.append(output)
     )
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), model.autocast():
             logits = network(batch, batch != PAD_ID).float()
             embedded = captured[-1]
             if embedded.shape[1] != width:
