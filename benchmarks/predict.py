@@ -9,7 +9,8 @@ The same trained demo model (same weights, same context) scans the real E. coli 
 A `_all_rows` suffix (default: block_all_rows) runs that backend with every row of the last layer
 computed, where the [CLS] classifier otherwise computes only row 0 (`GenomicsModel.first_row_only`).
 That last layer's row 0 takes the same code in every backend, so the comparison with the dense
-run checks it only through the `_all_rows` run.
+run checks it only through the `_all_rows` run. A `_bf16` suffix (e.g. block_bf16) scans with
+`--precision bfloat16` (bf16 autocast; its scores differ from float32 by bf16 rounding).
 Each backend runs in its own subprocess (pinned to --threads torch threads), timing the whole
 `predict_fasta` path: FASTA parsing, tokenization, windows, model, TSV + bedGraph writing.
 Peak RSS per run shows the scan's memory stays bounded. The bedGraphs are compared with the
@@ -68,8 +69,12 @@ def with_backend(checkpoint: Path, backend: str, out: Path) -> Path:
     """A copy of `checkpoint` whose attention backend is `backend` (weights untouched)."""
     import torch
 
+    from bigbird_genomics.inference.checkpoint import INTEGRITY_KEY, checkpoint_digests
+
     data = torch.load(checkpoint, map_location="cpu", weights_only=True)
     data["hyper_parameters"]["attention"]["backend"] = backend
+    if INTEGRITY_KEY in data:  # the hyper-parameters changed on purpose: digest them anew
+        data[INTEGRITY_KEY] = checkpoint_digests(data)
     torch.save(data, out)
     return out
 
@@ -96,8 +101,9 @@ def worker(args: argparse.Namespace) -> None:
     from bigbird_genomics.inference.checkpoint import load_checkpoint
     from bigbird_genomics.inference.scan import predict_fasta
 
-    model = load_checkpoint(args.worker_checkpoint, device=args.device)
-    if args.worker_backend.endswith("_all_rows"):
+    precision = "bfloat16" if args.worker_backend.endswith("_bf16") else "float32"
+    model = load_checkpoint(args.worker_checkpoint, device=args.device, precision=precision)
+    if args.worker_backend.removesuffix("_bf16").endswith("_all_rows"):
         model.network.first_row_only = False
     started = time.perf_counter()
     summary = predict_fasta(
@@ -174,7 +180,9 @@ def main() -> int:
             out = scratch / backend
             out.mkdir()
             model_copy = with_backend(
-                checkpoint, backend.removesuffix("_all_rows"), out / "model.ckpt"
+                checkpoint,
+                backend.removesuffix("_bf16").removesuffix("_all_rows"),
+                out / "model.ckpt",
             )
             command = [
                 sys.executable, __file__,

@@ -129,3 +129,22 @@ def test_accuracy_ensemble_scores_the_finished_seeds_together(
         "seed": 0, "accuracy": 0.7, "f1": 0.6, "auroc": 0.8, "strands": "forward",
         "train_minutes": 12.5,
     }  # fmt: skip
+
+
+def test_predict_benchmark_model_copy_keeps_a_valid_integrity_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/predict.py rewrites the checkpoint's attention backend per run: the copy must
+    load (its hyper-parameter digest is made anew) and carry the asked backend."""
+    from training_support import tiny_trained_run
+
+    from bigbird_genomics.inference.checkpoint import load_checkpoint
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import predict as predict_benchmark
+
+    _, run = tiny_trained_run(tmp_path)
+    copy = predict_benchmark.with_backend(
+        run / "checkpoints" / "best.ckpt", "dense", tmp_path / "dense.ckpt"
+    )
+    assert load_checkpoint(copy).network.sparsity.backend == "dense"
