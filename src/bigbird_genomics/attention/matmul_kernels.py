@@ -76,7 +76,9 @@ def _scale(q: torch.Tensor) -> float:
 def attention_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out [B, H, L, d] in q's dtype, lse [B, H, L] float32, float64 for float64) of softmax(q k^T/sqrt(d)+mask) v."""
+    """(out [B, H, L, d] in q's dtype, lse [B, H, L]) of softmax(q k^T / sqrt(d) + mask) v.
+
+    lse is float32 (float64 for float64 tiles)."""
     scores, dead = _scores(q * _scale(q), k, attn_mask)
     probabilities, lse = _softmax_and_lse(scores)
     out = torch.matmul(probabilities, v)
