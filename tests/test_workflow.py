@@ -195,6 +195,35 @@ def test_tokenizer_comes_from_one_hydra_option(workdir: Path) -> None:
     assert "--k " not in out and "--stride" not in out
 
 
+def test_seeds_train_each_seed_and_score_their_ensemble(workdir: Path) -> None:
+    """`seeds: [3, 4, 5]`: the first seed in runs/<task>, the others in runs/<task>.seed<N>
+    (fine-tuned from the same encoder for a pretrained task, from scratch otherwise); evaluate
+    and predict get every checkpoint, the downstream verbs the first."""
+
+    def seeds(config: dict) -> None:
+        config["tasks"]["promoter"]["seeds"] = [3, 4, 5]  # pretrained: true in the demo
+        config["tasks"]["chromatin"]["seeds"] = [0, 1]
+
+    config = write_config(workdir, seeds)
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    runs = "results/runs"
+    promoter = [f"{runs}/promoter/checkpoints/best.ckpt"] + [
+        f"{runs}/promoter.seed{seed}/checkpoints/best.ckpt" for seed in (4, 5)
+    ]
+    flags = " ".join(f"--checkpoint {path}" for path in promoter)
+    assert f"bigbird-genomics evaluate {flags} --data results/datasets/promoter" in out
+    assert f"bigbird-genomics predict {flags} --fasta" in out
+    assert f"variant-effect --checkpoint {promoter[0]} " in out
+    for seed in (3, 4, 5):
+        hydra_dir = f"{runs}/promoter" + (f".seed{seed}" if seed != 3 else "")
+        assert f"seed={seed} model=tiny model.init_from=" in out  # fine-tuned, seed last
+        assert f"hydra.run.dir={hydra_dir} " in out
+    assert out.count("rule finetune_seed:") == 2 and out.count("rule train_seed:") == 1
+    assert f"--checkpoint {runs}/chromatin.seed1/checkpoints/best.ckpt" in out
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -192,20 +192,46 @@ def tokenize_setting(task, key):
     return (TASKS[task].get("tokenize") or {}).get(key, config["tokenize"][key])
 
 
-def hydra_overrides(task):
-    """The Hydra overrides of one training run: the task's tokenizer, the task's own list, then
-    the global extras."""
+def task_seeds(task):
+    """The task's training seeds (`seeds:`); empty: one run with the training config's seed."""
+    return list(TASKS[task].get("seeds") or [])
+
+
+def hydra_overrides(task, seed=None):
+    """The Hydra overrides of one training run: the task's tokenizer, the task's own list, the
+    global extras, then its seed (`seed`, else the task's first seed, if it lists any)."""
+    seeds = task_seeds(task)
+    seed = seeds[0] if seed is None and seeds else seed
     return quoted(
         [
             f"tokenizer={tokenize_setting(task, 'tokenizer')}",
             *TASKS[task].get("overrides", []),
             *config.get("train_overrides", []),
+            *([f"seed={seed}"] if seed is not None else []),
         ]
     )
 
 
 def run_dir(task):
     return f"{RESULTS}/runs/{task}"
+
+
+def seed_run_dir(task, seed):
+    """The run of a task's further seed (its first seed trains in run_dir(task))."""
+    return f"{RESULTS}/runs/{task}.seed{seed}"
+
+
+def task_checkpoints(task):
+    """The checkpoints that score for `task`: its run's best, then each further seed's. With
+    several, evaluate and predict score their ensemble (probabilities averaged)."""
+    return [f"{run_dir(task)}/checkpoints/best.ckpt"] + [
+        f"{seed_run_dir(task, seed)}/checkpoints/best.ckpt" for seed in task_seeds(task)[1:]
+    ]
+
+
+def checkpoint_flags(paths):
+    """`--checkpoint P` once per checkpoint (the scoring commands take it repeated)."""
+    return " ".join(f"--checkpoint {shlex.quote(str(path))}" for path in paths)
 
 
 def sweep_run_dir(setting):
@@ -257,7 +283,7 @@ def predict_params(name):
 
 
 def predict_checkpoint(wildcards):
-    return f"{run_dir(PREDICTIONS[wildcards.name]['model'])}/checkpoints/best.ckpt"
+    return task_checkpoints(PREDICTIONS[wildcards.name]["model"])
 
 
 def all_targets():

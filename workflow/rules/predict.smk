@@ -19,6 +19,7 @@ rule predict:
         fasta=lambda wildcards: PREDICTIONS[wildcards.name]["fasta"],
         batch_size=config["predict_settings"]["batch_size"],
         options=lambda wildcards: predict_params(wildcards.name),
+        checkpoints=lambda wildcards, input: checkpoint_flags(input.checkpoint),
         bigwig_prefix=lambda wildcards, output: f"{output.bigwig}/{wildcards.name}",
         device=COMPUTE["device"],
     log:
@@ -31,7 +32,7 @@ rule predict:
     conda:
         "../envs/bigbird.yaml"
     shell:
-        "bigbird-genomics predict --checkpoint {input.checkpoint} --fasta {params.fasta:q}"
+        "bigbird-genomics predict {params.checkpoints} --fasta {params.fasta:q}"
         " --out {output.tsv} --bedgraph {output.bedgraph} --bigwig {params.bigwig_prefix}"
         " {params.options} --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"
 
@@ -51,6 +52,7 @@ rule predict_shard:
         shard=lambda wildcards: f"{wildcards.shard}/{scatter_of(wildcards.name)}",
         batch_size=config["predict_settings"]["batch_size"],
         options=lambda wildcards: predict_params(wildcards.name),
+        checkpoints=lambda wildcards, input: checkpoint_flags(input.checkpoint),
         device=COMPUTE["device"],
     log:
         f"{RESULTS}/logs/predict/{{name}}/shard{{shard}}.log",
@@ -62,7 +64,7 @@ rule predict_shard:
     conda:
         "../envs/bigbird.yaml"
     shell:
-        "bigbird-genomics predict --checkpoint {input.checkpoint} --fasta {params.fasta:q}"
+        "bigbird-genomics predict {params.checkpoints} --fasta {params.fasta:q}"
         " --shard {params.shard} --out {output.tsv} --bedgraph {output.bedgraph}"
         " {params.options} --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"
 

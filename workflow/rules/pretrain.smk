@@ -40,6 +40,7 @@ if PRETRAINED_TASKS:
 
     # A pretrained task's run directory is made by `finetune`, every other task's by `train`.
     ruleorder: finetune > train
+    ruleorder: finetune_seed > train_seed
 
     rule pretrain_corpus:
         input:
@@ -153,3 +154,22 @@ if PRETRAINED_TASKS:
             "bigbird-genomics-train task={params.hydra_task} data.dataset={input.dataset}"
             " hydra.run.dir={params.run_dir} {params.overrides} {params.model}"
             " model.init_from={input.pretrained} > {log} 2>&1"
+
+    # A pretrained task's further seeds fine-tune from the same encoder (see train_seed).
+    use rule finetune as finetune_seed with:
+        output:
+            checkpoint=f"{RESULTS}/runs/{{task}}.seed{{seed}}/checkpoints/best.ckpt",
+            last=f"{RESULTS}/runs/{{task}}.seed{{seed}}/checkpoints/last.ckpt",
+            metrics=f"{RESULTS}/runs/{{task}}.seed{{seed}}/metrics.json",
+        wildcard_constraints:
+            task="|".join(PRETRAINED_TASKS),
+            seed=r"\d+",
+        params:
+            run_dir=subpath(output.metrics, parent=True),
+            hydra_task=lambda wildcards: TASKS[wildcards.task].get("hydra_task", wildcards.task),
+            overrides=lambda wildcards: hydra_overrides(wildcards.task, wildcards.seed),
+            model=PRETRAIN_MODEL,
+        log:
+            f"{RESULTS}/logs/train/{{task}}.seed{{seed}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/train/{{task}}.seed{{seed}}.tsv"

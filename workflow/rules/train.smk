@@ -44,9 +44,28 @@ rule train:
         " hydra.run.dir={params.run_dir} {params.overrides} > {log} 2>&1"
 
 
+# A task's further seeds (`seeds: [0, 1, 2]`): the same training with another seed, in
+# runs/<task>.seed<N>; evaluate and predict then score the seeds' ensemble.
+use rule train as train_seed with:
+    output:
+        checkpoint=f"{RESULTS}/runs/{{task}}.seed{{seed}}/checkpoints/best.ckpt",
+        last=f"{RESULTS}/runs/{{task}}.seed{{seed}}/checkpoints/last.ckpt",
+        metrics=f"{RESULTS}/runs/{{task}}.seed{{seed}}/metrics.json",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        run_dir=subpath(output.metrics, parent=True),
+        hydra_task=lambda wildcards: TASKS[wildcards.task].get("hydra_task", wildcards.task),
+        overrides=lambda wildcards: hydra_overrides(wildcards.task, wildcards.seed),
+    log:
+        f"{RESULTS}/logs/train/{{task}}.seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{task}}.seed{{seed}}.tsv"
+
+
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/runs/{{task}}/checkpoints/best.ckpt",
+        checkpoint=lambda wildcards: task_checkpoints(wildcards.task),
         dataset=f"{RESULTS}/datasets/{{task}}",
     output:
         metrics=f"{RESULTS}/evaluate/{{task}}/metrics.json",
@@ -68,6 +87,7 @@ rule evaluate:
         plots=subpath(output.roc, parent=True),
         split=config["evaluate"]["split"],
         device=COMPUTE["device"],
+        checkpoints=lambda wildcards, input: checkpoint_flags(input.checkpoint),
     log:
         f"{RESULTS}/logs/evaluate/{{task}}.log",
     benchmark:
@@ -78,6 +98,6 @@ rule evaluate:
     conda:
         "../envs/bigbird.yaml"
     shell:
-        "bigbird-genomics evaluate --checkpoint {input.checkpoint} --data {input.dataset}"
+        "bigbird-genomics evaluate {params.checkpoints} --data {input.dataset}"
         " --split {params.split} --device {params.device} --out {output.metrics}"
         " --plots {params.plots} > {log} 2>&1"
