@@ -11,6 +11,8 @@ Implementations (all on q, k, v [B, H, N, d], backward from a random output grad
                 (block 64, 3 random blocks, train mode, randomly initialised, no download)
   block_bf16    `block` on bfloat16 q, k, v and gradients whatever --dtype says, so the bf16 CPU
                 path (attention/matmul_kernels.py: oneDNN's bf16 GEMMs) runs beside the others
+  block_bf16_flash  `block_bf16` through torch's CPU flash kernels instead (what the bf16 path
+                is measured against; the backend's choice on CPUs without native bf16)
   block_baseline  `block` imported from another source tree (--baseline-src, e.g. an older
                 commit unpacked by `git archive`), to compare two versions in one run
 
@@ -51,8 +53,8 @@ import time
 from pathlib import Path
 
 IMPLS = (
-    "dense", "block", "block_bf16", "block_baseline", "flex", "flex_plain", "flex_balanced",
-    "triton", "transformers",
+    "dense", "block", "block_bf16", "block_bf16_flash", "block_baseline", "flex", "flex_plain",
+    "flex_balanced", "triton", "transformers",
 )  # fmt: skip
 DEFAULT_IMPLS = ("dense", "block", "flex", "transformers")
 BLOCK_SIZE, WINDOW_BLOCKS, GLOBAL_BLOCKS, RANDOM_BLOCKS = 64, 3, 2, 3
@@ -110,7 +112,11 @@ def _make_function(impl: str, spec: dict, torch):  # noqa: ANN001, ANN202 - torc
         import torch.nn.functional as F
 
         return F.scaled_dot_product_attention
-    if impl in ("block_baseline", "block_bf16"):
+    if impl == "block_bf16_flash":
+        from bigbird_genomics.attention import matmul_kernels
+
+        matmul_kernels.bf16_matmul_is_fast = lambda: False  # this worker process only
+    if impl in ("block_baseline", "block_bf16", "block_bf16_flash"):
         impl = "block"
     if impl in ("block", "flex", "flex_plain", "flex_balanced", "triton"):
         from bigbird_genomics.attention import SparsityConfig, bigbird_attention
@@ -311,7 +317,11 @@ def print_table(
 ) -> None:
     """Time, peak memory, useful GFLOP/s and its share of sgemm, and ratios between impls."""
     by_key = {(r["N"], r["impl"]): r for r in records}
-    others = [i for i in ("dense", "transformers", "block_baseline", "block_bf16") if i in impls]
+    others = [
+        i
+        for i in ("dense", "transformers", "block_baseline", "block_bf16", "block_bf16_flash")
+        if i in impls
+    ]
     header = (
         f"{'N':>7} {'impl':>14} {'fwd+bwd ms':>11} {'CPU ms':>9} {'peak MiB':>9} "
         f"{'GFLOP/s':>8} {'% sgemm':>8} {'GFLOP/s cpu':>11} {'% sgemm cpu':>11}"
@@ -425,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             }  # fmt: skip
             if impl == "block_baseline":
                 spec["src"] = str(args.baseline_src.resolve())
-            if impl == "block_bf16":
+            if impl.startswith("block_bf16"):
                 spec["dtype"] = "bfloat16"
             result = measure(spec)
             if isinstance(result, str):
@@ -441,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             records.append(result)
     if args.device == "cpu":
         sgemm += [rate for rate in [_sgemm(args)] if rate is not None]
-    bf16_gemm = _sgemm(args, "bfloat16") if args.device == "cpu" and "block_bf16" in impls else None
+    bf16 = any(impl.startswith("block_bf16") for impl in impls)
+    bf16_gemm = _sgemm(args, "bfloat16") if args.device == "cpu" and bf16 else None
     print()
     best = None
     if sgemm:

@@ -324,8 +324,10 @@ def write_results(args: argparse.Namespace, pretrained: dict[str, dict], runs: l
         "longrange": longrange,
         "wall_minutes": (time.perf_counter() - started) / 60,
     }
-    (args.out / "pretraining.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (args.out / "pretraining.md").write_text(table + "\n")
+    # The long-range arm alone writes beside, not over, a folder's promoter results.
+    stem = "pretraining_longrange" if args.longrange_only else "pretraining"
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(table + "\n")
     return 0
 
 

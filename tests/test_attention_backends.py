@@ -203,13 +203,24 @@ def test_block_cpu_matmul_kernels_match_masked_sdpa_in_float64(
     each piece's gradient share, rows without keys, whole-row softmax gradients), checked
     exactly: forced for every dtype and run in float64 against the oracle, with several pieces
     and chunks."""
+    calls = []
+
+    def counted(kernel):  # noqa: ANN001, ANN202
+        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls.append(kernel)
+            return kernel(*args, **kwargs)
+
+        return call
+
     forced = (
-        matmul_kernels.attention_forward,
-        matmul_kernels.attention_backward,
-        functools.partial(matmul_kernels.attention_backward, whole_rows=True),
+        counted(matmul_kernels.attention_forward),
+        counted(functools.partial(matmul_kernels.attention_forward, whole_rows=True)),
+        counted(matmul_kernels.attention_backward),
+        counted(functools.partial(matmul_kernels.attention_backward, whole_rows=True)),
     )
     monkeypatch.setattr(chunked, "_kernels", lambda dtype: forced)
     monkeypatch.setattr(chunked, "GLOBAL_PIECE_TOKENS", 2 * block_size)
+    monkeypatch.setattr(chunked, "GLOBAL_SCORE_BYTES", 1)  # one piece of global rows per call
     monkeypatch.setattr(chunked, "CHUNK_BYTES", 4096)
     config = SparsityConfig(
         block_size=block_size, seed=seed, random_per_head=per_head, backend="block"
@@ -223,6 +234,7 @@ def test_block_cpu_matmul_kernels_match_masked_sdpa_in_float64(
     want = outputs_and_grads(
         lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
     )
+    assert calls, "the forced kernels never ran: the backend took another path"
     for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=1e-10, rtol=1e-8, msg=name)
 
@@ -236,6 +248,7 @@ def test_block_cpu_bfloat16_matches_the_float32_reference(
     the flash kernels (the others): the log-sum-exp stays float32; outputs and gradients
     within bf16 rounding of the float32 reference."""
     monkeypatch.setattr(matmul_kernels, "bf16_matmul_is_fast", lambda: kernels == "matmul")
+    monkeypatch.setattr(chunked, "GLOBAL_PIECE_TOKENS", 32)  # global rows merged from 10 pieces
     config = SparsityConfig(block_size=16, seed=2, backend="block")
     q, k, v, weights = make_inputs(300, 5)
     key_padding_mask = padding_mask(300, padding)

@@ -39,6 +39,8 @@ _CPU_FLASH_BACKWARD = getattr(
 CHUNK_BYTES = 8 * 2**20
 # Keys per piece of the global rows: 512 to 2048 ran equally fast (1 thread, 16k tokens).
 GLOBAL_PIECE_TOKENS = 1024
+# Scores of the global rows per call of the bf16 matmul kernels (counted as float32).
+GLOBAL_SCORE_BYTES = 32 * 2**20
 
 
 @cache
@@ -139,7 +141,16 @@ class _Work:
         self.trail_start = self.num_padded - plan.trailing * self.block
         self.global_rows = self.lead_end + self.num_padded - self.trail_start
         self.middle = self.num_blocks - plan.leading - plan.trailing
-        self.forward_kernel, self.backward_kernel, self.row_backward_kernel = _kernels(q.dtype)
+        kernels = _kernels(q.dtype)
+        self.forward_kernel, self.row_forward_kernel = kernels[:2]
+        self.backward_kernel, self.row_backward_kernel = kernels[2:]
+        # The matmul kernels hold a call's whole score matrix (flash ones tile it internally):
+        # bound the global rows' pieces per call by GLOBAL_SCORE_BYTES.
+        self.pieces_per_call = None
+        if self.forward_kernel is matmul_kernels.attention_forward:
+            piece = self.block * max(1, GLOBAL_PIECE_TOKENS // self.block)
+            per_piece = self.batch * self.heads * self.global_rows * piece * 4  # float32 scores
+            self.pieces_per_call = max(1, GLOBAL_SCORE_BYTES // max(1, per_piece))
 
     def global_slice(self, x: torch.Tensor) -> torch.Tensor:
         """Rows of the global query blocks of x [B, H, tokens, ...], leading then trailing."""
@@ -150,11 +161,13 @@ class _Work:
         return torch.cat([x[:, :, : self.lead_end], x[:, :, self.trail_start :]], dim=2)
 
     def pieces(self) -> Iterator[slice]:
-        """Key spans of the global rows: equal pieces, then the remainder as one more piece."""
+        """Key spans of the global rows, one kernel call each: runs of equal pieces (all of
+        them, or `pieces_per_call` at a time), then the remainder as one more piece."""
         size = max(1, GLOBAL_PIECE_TOKENS // self.block) * self.block
         whole = (self.num_padded // size) * size
-        if whole:
-            yield slice(0, whole)
+        step = whole if self.pieces_per_call is None else self.pieces_per_call * size
+        for start in range(0, whole, max(step, 1)):
+            yield slice(start, min(whole, start + step))
         if whole < self.num_padded:
             yield slice(whole, self.num_padded)
 
@@ -163,14 +176,16 @@ class _Work:
         return min(size, span.stop - span.start)
 
 
-def _kernels(dtype: torch.dtype) -> tuple[Callable, Callable, Callable]:
-    """(forward, backward, backward of whole rows) tile kernels: bf16 matrix products where the
-    CPU has fast bf16 GEMMs (`matmul_kernels`: the flash kernels gain nothing from bf16), else
-    the flash kernels."""
+def _kernels(dtype: torch.dtype) -> tuple[Callable, Callable, Callable, Callable]:
+    """(forward, forward of whole rows, backward, backward of whole rows) tile kernels: bf16
+    matrix products where the CPU has fast bf16 GEMMs (`matmul_kernels`: the flash kernels gain
+    nothing from bf16), else the flash kernels. Whole rows are the middle blocks' (each query
+    row sees all its keys in one call); the global rows come in pieces."""
     if dtype == torch.bfloat16 and matmul_kernels.bf16_matmul_is_fast():
-        backward = matmul_kernels.attention_backward
-        return matmul_kernels.attention_forward, backward, partial(backward, whole_rows=True)
-    return _CPU_FLASH, _CPU_FLASH_BACKWARD, _CPU_FLASH_BACKWARD
+        forward, backward = matmul_kernels.attention_forward, matmul_kernels.attention_backward
+        rows = partial(forward, whole_rows=True), partial(backward, whole_rows=True)
+        return forward, rows[0], backward, rows[1]
+    return _CPU_FLASH, _CPU_FLASH, _CPU_FLASH_BACKWARD, _CPU_FLASH_BACKWARD
 
 
 def _additive_key_mask(real: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -358,7 +373,7 @@ def _per_block(x: torch.Tensor, work: _Work, span: slice) -> torch.Tensor:
 
 def _middle_forward(work: _Work, out: torch.Tensor, lse: torch.Tensor) -> None:
     for chunk in _chunks(work):
-        chunk_out, chunk_lse = work.forward_kernel(
+        chunk_out, chunk_lse = work.row_forward_kernel(
             _per_block(work.q, work, chunk.span), chunk.keys, chunk.values, attn_mask=chunk.mask
         )
         if chunk.has_key is not None:

@@ -30,7 +30,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("float32", "bfloat16"),
         default="float32",
         help="bfloat16 runs the model under bf16 autocast: faster on GPUs and on CPUs with "
-        "native bf16 (AVX512-BF16, AMX); probabilities move by bf16 rounding (~1e-2)",
+        "native bf16 (AVX512-BF16, AMX) for small/base models; probabilities move by bf16 "
+        "rounding (up to ~0.05), so keep float32 for small effects (variant-effect, ism)",
     )
 
 
