@@ -47,6 +47,18 @@ CASES = [
 ]
 
 
+def against_oracle(config, key_padding_mask, q, k, v, weights) -> tuple[tuple, tuple]:  # noqa: ANN001
+    """(got, want): outputs and gradients of `bigbird_attention` and of the oracle."""
+    got = outputs_and_grads(
+        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
+        q, k, v, weights,
+    )  # fmt: skip
+    want = outputs_and_grads(
+        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
+    )
+    return got, want
+
+
 @pytest.mark.parametrize("backend", ["dense", "block"])
 @pytest.mark.parametrize(("num_tokens", "block_size", "padding", "seed", "per_head"), CASES)
 def test_backend_matches_masked_sdpa_outputs_and_gradients(
@@ -180,13 +192,7 @@ def test_block_cpu_global_pieces_and_patterns(
         key_padding_mask[1] = False
     else:
         key_padding_mask = padding_mask(num_tokens, padding)
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
+    got, want = against_oracle(config, key_padding_mask, q, k, v, weights)
     if padding == "fully padded":  # SDPA gives NaN for rows without keys; the backends zeros
         want = tuple(torch.nan_to_num(x, nan=0.0) for x in want)
     for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
@@ -227,13 +233,7 @@ def test_block_cpu_matmul_kernels_match_masked_sdpa_in_float64(
     )
     q, k, v, weights = (x.double() for x in make_inputs(num_tokens, seed))
     key_padding_mask = padding_mask(num_tokens, padding)
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
+    got, want = against_oracle(config, key_padding_mask, q, k, v, weights)
     assert calls, "the forced kernels never ran: the backend took another path"
     for name, got_tensor, want_tensor in zip(("out", "dq", "dk", "dv"), got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=1e-10, rtol=1e-8, msg=name)
@@ -296,13 +296,7 @@ def test_block_falls_back_when_the_private_cpu_kernel_changes(
     config = SparsityConfig(block_size=32, seed=1, backend="block")
     q, k, v, weights = make_inputs(300, 1)
     key_padding_mask = padding_mask(300, "right")
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
+    got, want = against_oracle(config, key_padding_mask, q, k, v, weights)
     for got_tensor, want_tensor in zip(got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=ATOL, rtol=1e-4)
 
@@ -563,13 +557,7 @@ def test_cuda_backends_match_with_gradients(
     q, k, v, weights = (x.cuda() for x in make_inputs(num_tokens, 3, head_dim=16))
     key_padding_mask = padding_mask(num_tokens, padding)
     key_padding_mask = None if key_padding_mask is None else key_padding_mask.cuda()
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
+    got, want = against_oracle(config, key_padding_mask, q, k, v, weights)
     for got_tensor, want_tensor in zip(got, want, strict=True):
         torch.testing.assert_close(got_tensor, want_tensor, atol=1e-4, rtol=1e-3)
 
@@ -814,12 +802,6 @@ def test_block_backend_chunks_with_a_shorter_last_chunk(
     config = SparsityConfig(block_size=16, seed=5, backend="block")
     q, k, v, weights = make_inputs(300, 6)
     key_padding_mask = padding_mask(300, "right")
-    got = outputs_and_grads(
-        lambda q, k, v: bigbird_attention(q, k, v, config, key_padding_mask=key_padding_mask),
-        q, k, v, weights,
-    )  # fmt: skip
-    want = outputs_and_grads(
-        lambda q, k, v: oracle(q, k, v, config, key_padding_mask), q, k, v, weights
-    )
+    got, want = against_oracle(config, key_padding_mask, q, k, v, weights)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-4)

@@ -3,9 +3,10 @@
 Why by hand: torch's CPU flash-attention kernels take bf16 inputs but run no faster than in
 float32 (16k tokens, fwd+bwd, 1 thread: 722 ms against 662 ms for float32), whereas
 `torch.bmm` in bf16 goes to oneDNN's bf16 GEMMs, ~2x the float32 rate on CPUs with
-AVX512-BF16 or AMX; these kernels took 622 ms there (docs/benchmarks.md). The block backend's tiles are small (a 64-row query block
-against a few hundred gathered keys), so their scores fit in memory chunk by chunk and plain
-matrix products with a float32 softmax in between are the cheapest exact route.
+AVX512-BF16 or AMX; these kernels took 622 ms there (docs/benchmarks.md). The block backend's
+tiles are small (a 64-row query block against a few hundred gathered keys), so their scores
+fit in memory chunk by chunk (`chunked` bounds the global rows' calls too) and plain matrix
+products with a float32-accumulated softmax in between are the cheapest exact route.
 
 The two functions take and return what `aten._scaled_dot_product_flash_attention_for_cpu` and
 its backward do (q, k, v [B, H, L, d]; an additive mask broadcastable to [B, H, L, S]; the

@@ -93,7 +93,7 @@ def check_replaceable(out_dir: Path) -> None:
         loaded = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
         meta = loaded if isinstance(loaded, dict) else {}
     except (OSError, ValueError):
-        pass
+        meta = {}  # unreadable or not JSON: not a data set this package wrote
     if meta.get("format") != FORMAT:
         listed = ", ".join(sorted(entries)[:MAX_LISTED]) + (
             ", ..." if len(entries) > MAX_LISTED else ""
